@@ -1,0 +1,1 @@
+//! The GreengrassCoreIPC service model (`protocol.md` §6–§7).
