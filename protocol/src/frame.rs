@@ -538,7 +538,7 @@ pub fn encode_to_bytes(message: &Message, max_len: usize) -> Result<Bytes, Frame
     Ok(dst.freeze())
 }
 
-fn put_header(dst: &mut BytesMut, header: &Header) {
+pub(crate) fn put_header(dst: &mut BytesMut, header: &Header) {
     dst.put_u8(header.name.len() as u8);
     dst.put_slice(header.name.as_bytes());
     dst.put_u8(header.value.type_byte());

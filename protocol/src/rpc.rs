@@ -387,6 +387,77 @@ pub fn internal_error(text: &str) -> Message {
     connection_error(MessageType::InternalError, text)
 }
 
+/// An event whose payload is encoded once and sent on many streams.
+///
+/// Fan-out sends the same `SubscriptionResponseMessage` to every subscriber;
+/// only `:stream-id` differs. The payload and its CRC are computed once, and
+/// each stream gets a small head (prelude and headers) plus a 4-byte trailer,
+/// the message CRC being the head's CRC combined with the payload's.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    /// Prelude and headers with a zero stream id, patched per stream.
+    head: Bytes,
+    payload: Bytes,
+    payload_crc: crc32fast::Hasher,
+}
+
+impl PreparedEvent {
+    /// Prepares an APPLICATION_MESSAGE event (flags 0) of shape `shape`.
+    pub fn new(shape: &StrBytes, payload: Bytes) -> Self {
+        let mut headers = Vec::with_capacity(5);
+        headers.push(Header::new(CONTENT_TYPE, static_str(APPLICATION_JSON)));
+        headers.push(Header::new(
+            SERVICE_MODEL_TYPE,
+            HeaderValue::String(shape.clone()),
+        ));
+        rpc_headers(&mut headers, MessageType::ApplicationMessage, 0, 0);
+        let template = Message {
+            headers,
+            payload: Bytes::new(),
+        };
+        let headers_len = template.headers_len();
+        let total = crate::frame::MIN_MESSAGE_LEN + headers_len + payload.len();
+        let mut head = bytes::BytesMut::with_capacity(crate::frame::PRELUDE_LEN + headers_len);
+        head.extend_from_slice(&(total as u32).to_be_bytes());
+        head.extend_from_slice(&(headers_len as u32).to_be_bytes());
+        head.extend_from_slice(&crc32fast::hash(&head).to_be_bytes());
+        for header in &template.headers {
+            crate::frame::put_header(&mut head, header);
+        }
+        let mut payload_crc = crc32fast::Hasher::new();
+        payload_crc.update(&payload);
+        Self {
+            head: head.freeze(),
+            payload,
+            payload_crc,
+        }
+    }
+
+    /// Total encoded length of one copy.
+    pub fn encoded_len(&self) -> usize {
+        self.head.len() + self.payload.len() + crate::frame::TRAILER_LEN
+    }
+
+    /// Whether the encoded event fits in `max_len` bytes.
+    pub fn fits(&self, max_len: usize) -> bool {
+        self.encoded_len() <= max_len
+    }
+
+    /// The event for `stream_id` as head, shared payload and CRC trailer,
+    /// ready for a vectored write. Their concatenation is exactly what
+    /// [`application_message`] encodes to.
+    pub fn for_stream(&self, stream_id: i32) -> [Bytes; 3] {
+        let mut head = bytes::BytesMut::from(&self.head[..]);
+        let at = head.len() - 4;
+        head[at..].copy_from_slice(&stream_id.to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        crc.combine(&self.payload_crc);
+        let trailer = Bytes::copy_from_slice(&crc.finalize().to_be_bytes());
+        [head.freeze(), self.payload.clone(), trailer]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +532,25 @@ mod tests {
             RpcMessage::parse(m).unwrap_err(),
             RpcError::NegativeStreamId(-1)
         );
+    }
+
+    #[test]
+    fn prepared_event_matches_the_plain_encoding_on_every_stream() {
+        let shape = StrBytes::from_static("aws.greengrass#SubscriptionResponseMessage");
+        for payload in [Bytes::new(), Bytes::from(vec![7u8; 70_000])] {
+            let prepared = PreparedEvent::new(&shape, payload.clone());
+            for stream_id in [1, 2, 255, 65_536, i32::MAX] {
+                let parts = prepared.for_stream(stream_id);
+                let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+                let plain = crate::frame::encode_to_bytes(
+                    &application_message(stream_id, shape.clone(), payload.clone(), false),
+                    usize::MAX,
+                )
+                .unwrap();
+                assert_eq!(joined, plain.as_ref());
+                assert_eq!(joined.len(), prepared.encoded_len());
+            }
+        }
     }
 
     #[test]
