@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::frame::{self, DEFAULT_MAX_DECODE_LEN, DEFAULT_MAX_ENCODE_LEN, FrameCodec, Message};
+use crate::model::{self, IpcError, Operation};
 use crate::rpc::RpcMessage;
 
 /// Decodes every frame in `data` through the codec, fed whole and fed in two
@@ -81,6 +82,37 @@ pub fn rpc_view(data: &[u8]) {
     }
 }
 
-/// JSON bytes into every request shape's parser.
-// Filled in with the model: see `crate::model`.
-pub fn request_json(_data: &[u8]) {}
+/// JSON bytes into every request shape's parser and the error parser: none
+/// may panic, and whatever decodes must re-serialize to a payload that
+/// decodes to the same value.
+pub fn request_json(data: &[u8]) {
+    for op in Operation::ALL {
+        let Ok(request) = model::decode_request(op, data) else {
+            continue;
+        };
+        assert_eq!(request.operation(), op);
+        // Only its not panicking matters here; the verdict is the handler's.
+        let _ = request.validate();
+        let payload = request.to_payload();
+        let again = model::decode_request(op, &payload).expect("a re-serialized request decodes");
+        assert_eq!(
+            again, request,
+            "{op} changed in a round trip through {payload:?}"
+        );
+    }
+    for name in IpcError::SHAPE_NAMES {
+        let shape_id = format!("{}{name}", model::NAMESPACE);
+        let Some(Ok(error)) = IpcError::from_payload(&shape_id, data) else {
+            continue;
+        };
+        assert_eq!(error.shape_id(), shape_id);
+        let payload = error.to_payload();
+        let again = IpcError::from_payload(&shape_id, &payload)
+            .expect("an error shape id")
+            .expect("a re-serialized error decodes");
+        assert_eq!(
+            again, error,
+            "{name} changed in a round trip through {payload:?}"
+        );
+    }
+}
