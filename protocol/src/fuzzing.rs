@@ -116,3 +116,83 @@ pub fn request_json(data: &[u8]) {
         );
     }
 }
+
+/// A topic filter and a topic, split at the first NUL of `data`: the matcher
+/// agrees with the plain reference, validation does not panic, and an index
+/// holding the filter (and the topic as a filter) visits the topic exactly
+/// as the reference says, then frees every node on removal.
+pub fn topic_match(data: &[u8]) {
+    use crate::topic::{self, TopicIndex};
+
+    let (filter, topic_name) = split_at_nul(data);
+    let _ = topic::validate_filter(&filter);
+    let _ = topic::validate_publish_topic(&topic_name);
+    let _ = topic::has_wildcard(&filter);
+    let expected = topic::reference::filter_matches(&filter, &topic_name);
+    assert_eq!(
+        topic::filter_matches(&filter, &topic_name),
+        expected,
+        "filter {filter:?} vs topic {topic_name:?}"
+    );
+
+    let mut index = TopicIndex::new();
+    index.insert(&filter, 1, ());
+    index.insert(&topic_name, 2, ());
+    let (mut first, mut second) = (0, 0);
+    index.visit(&topic_name, |id, ()| match id {
+        1 => first += 1,
+        2 => second += 1,
+        _ => panic!("visited an id never inserted: {id}"),
+    });
+    assert_eq!(
+        first,
+        usize::from(expected),
+        "index vs filter_matches for {filter:?}"
+    );
+    let self_match = topic::reference::filter_matches(&topic_name, &topic_name);
+    assert_eq!(
+        second,
+        usize::from(self_match),
+        "index vs reference for {topic_name:?}"
+    );
+    assert_eq!(index.remove(&filter, 1), Some(()));
+    assert_eq!(index.remove(&topic_name, 2), Some(()));
+    assert_eq!(index.node_count(), 0, "removal left nodes behind");
+}
+
+/// A policy resource and a requested resource, split at the first NUL of
+/// `data`: in both match styles the compiled pattern accepts the same
+/// resources as the plain reference and is valid exactly when it is. When the
+/// whole input is JSON it is also compiled as an `accessControl` value.
+pub fn policy_match(data: &[u8]) {
+    use crate::policy::{ComponentPolicies, MatchStyle, ResourcePattern, reference};
+
+    let (pattern, resource) = split_at_nul(data);
+    for style in [MatchStyle::Standard, MatchStyle::MqttStyle] {
+        let fast = ResourcePattern::compile(&pattern, style)
+            .ok()
+            .map(|p| p.matches(&resource));
+        assert_eq!(
+            fast,
+            reference::matches(&pattern, style, &resource),
+            "{style:?} pattern {pattern:?} vs {resource:?}"
+        );
+    }
+    if let Ok(value) = serde_json::from_slice(data) {
+        let (policies, _) = ComponentPolicies::compile(&value, &|v| Some(v.to_owned()));
+        let _ = policies.is_authorized("aws.greengrass.ipc.mqttproxy", "*", Some(&resource));
+    }
+}
+
+/// Before and after the first NUL byte (all of it and nothing without one),
+/// as lossy UTF-8.
+fn split_at_nul(data: &[u8]) -> (String, String) {
+    let (a, b) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    (
+        String::from_utf8_lossy(a).into_owned(),
+        String::from_utf8_lossy(b).into_owned(),
+    )
+}

@@ -16,7 +16,9 @@ pub mod error;
 pub mod frame;
 pub mod frame_json;
 pub mod model;
+pub mod policy;
 pub mod rpc;
+pub mod topic;
 
 #[doc(hidden)]
 pub mod fuzzing;
