@@ -819,7 +819,8 @@ mod tests {
 
     #[test]
     fn malformed_header_blocks_give_typed_errors() {
-        let cases: &[(&[u8], fn(&FrameError) -> bool)] = &[
+        type Check = fn(&FrameError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             // name runs past the block
             (&[5, b'a'], |e| {
                 matches!(e, FrameError::HeaderTruncated { .. })

@@ -1,2 +1,364 @@
-//! Shared helpers of the end-to-end tests. The end-to-end suites arrive with
-//! the broker; the protocol's own tests live in `protocol/tests/`.
+//! Shared helpers of the end-to-end tests: a broker process on a temporary
+//! root, a raw protocol connection for fault tests, and the Python SDK.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ggipc_protocol::frame::{self, DEFAULT_MAX_ENCODE_LEN};
+use ggipc_protocol::rpc::{self, RpcMessage};
+use ggipc_protocol::{FrameCodec, Message, StrBytes};
+use serde_json::{Value, json};
+use tokio_util::codec::Decoder;
+
+/// The repository's top folder.
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, built by `cargo build --workspace --bins`
+/// (scripts/test does this before running tests).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps, binaries such as the
+    // load generator in target/<profile>, next to the broker.
+    let exe = std::env::current_exe().expect("executable path");
+    let mut profile_dir = exe.parent().expect("executable folder");
+    if profile_dir.ends_with("deps") {
+        profile_dir = profile_dir.parent().expect("target/<profile>/deps layout");
+    }
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// One component of a test deployment.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Component name.
+    pub name: String,
+    /// Its `accessControl` configuration.
+    pub access_control: Value,
+}
+
+impl ComponentSpec {
+    /// A component with the given policies.
+    pub fn new(name: &str, access_control: Value) -> Self {
+        Self {
+            name: name.to_owned(),
+            access_control,
+        }
+    }
+
+    /// A component allowed every pub/sub operation on every topic.
+    pub fn pubsub_all(name: &str) -> Self {
+        Self::new(
+            name,
+            json!({"aws.greengrass.ipc.pubsub": {
+                format!("{name}:pubsub:1"): {"operations": ["*"], "resources": ["*"]}
+            }}),
+        )
+    }
+}
+
+/// A running `ggipc-broker` on a temporary root. Killed when dropped.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    child: Child,
+    /// The temporary root (a short path, so sockets fit in `sun_path`).
+    pub root: PathBuf,
+    /// The socket clients connect to.
+    pub socket: PathBuf,
+    tokens: HashMap<String, String>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    /// Starts a broker with `components` and extra `broker:` settings.
+    pub fn start(components: &[ComponentSpec], broker_settings: Value) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let root = dir.path().join("root");
+        let recipes = dir.path().join("recipes");
+        std::fs::create_dir_all(&recipes).unwrap();
+        let mut entries = serde_json::Map::new();
+        for c in components {
+            let recipe = json!({
+                "RecipeFormatVersion": "2020-01-25",
+                "ComponentName": c.name,
+                "ComponentVersion": "1.0.0",
+                "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": c.access_control}},
+            });
+            std::fs::write(
+                recipes.join(format!("{}-1.0.0.json", c.name)),
+                serde_json::to_vec_pretty(&recipe).unwrap(),
+            )
+            .unwrap();
+            entries.insert(
+                c.name.clone(),
+                json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)}),
+            );
+        }
+        let deployment = json!({
+            "system": {"rootPath": root},
+            "recipeDir": "recipes",
+            "broker": broker_settings,
+            "components": entries,
+        });
+        let deployment_file = dir.path().join("deployment.json");
+        std::fs::write(
+            &deployment_file,
+            serde_json::to_vec_pretty(&deployment).unwrap(),
+        )
+        .unwrap();
+        let log = dir.path().join("broker.log");
+        let child = Command::new(workspace_bin("ggipc-broker"))
+            .arg("--deployment")
+            .arg(&deployment_file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start ggipc-broker");
+        let mut broker = Self {
+            child,
+            socket: root.join("ipc.socket"),
+            root,
+            tokens: HashMap::new(),
+            log,
+            _dir: dir,
+        };
+        broker.wait_ready();
+        for c in components {
+            let path = broker._dir.path().join("tokens").join(&c.name);
+            let token = std::fs::read_to_string(&path).expect("token file written");
+            broker.tokens.insert(c.name.clone(), token);
+        }
+        broker
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.log_text().contains("ready") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("broker exited with {status}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("broker not ready in 20 s:\n{}", self.log_text());
+    }
+
+    /// The broker's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The token of a component of the deployment.
+    pub fn token(&self, component: &str) -> &str {
+        &self.tokens[component]
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the broker, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
+    /// Sends SIGTERM and waits for the broker to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+        self.child.wait().expect("wait")
+    }
+
+    /// Whether the broker process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connection speaking raw event-stream frames, for tests that must send
+/// what a well-behaved client never would.
+#[derive(Debug)]
+pub struct RawConn {
+    stream: UnixStream,
+    codec: FrameCodec,
+    buf: BytesMut,
+    next_stream: i32,
+}
+
+impl RawConn {
+    /// Connects without a handshake.
+    pub fn open(socket: &Path) -> Self {
+        let stream = UnixStream::connect(socket).expect("connect to broker");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self {
+            stream,
+            codec: FrameCodec::new(),
+            buf: BytesMut::new(),
+            next_stream: 1,
+        }
+    }
+
+    /// Connects and completes CONNECT with `token`; panics if refused.
+    pub fn connect(socket: &Path, token: &str) -> Self {
+        let mut conn = Self::open(socket);
+        conn.send(&rpc::connect(token));
+        let ack = conn.recv().expect("CONNECT_ACK");
+        assert!(ack.is_accepted_ack(), "connection refused: {ack:?}");
+        conn
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, message: &Message) {
+        let bytes = frame::encode_to_bytes(message, DEFAULT_MAX_ENCODE_LEN).unwrap();
+        self.send_raw(&bytes);
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to broker");
+    }
+
+    /// Sends an operation request on the next stream id and returns the id.
+    pub fn request(&mut self, operation: &str, payload: &Value) -> i32 {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        self.send(&rpc::request(
+            id,
+            StrBytes::from(format!("aws.greengrass#{operation}")),
+            StrBytes::from(format!("aws.greengrass#{operation}Request")),
+            bytes::Bytes::from(payload.to_string()),
+        ));
+        id
+    }
+
+    /// The next message, or None when the broker closed the connection.
+    pub fn recv(&mut self) -> Option<RpcMessage> {
+        loop {
+            if let Some(m) = self
+                .codec
+                .decode(&mut self.buf)
+                .expect("valid frame from broker")
+            {
+                return Some(RpcMessage::parse(m).expect("valid RPC message from broker"));
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read from broker: {e}"),
+            }
+        }
+    }
+
+    /// Sets how long `recv` waits.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    /// Whether the broker closed the connection (reads EOF) within 5 s.
+    pub fn closed_by_peer(&mut self) -> bool {
+        self.set_timeout(Duration::from_secs(5));
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// The Python interpreter of the repository's virtualenv (scripts/setup
+/// creates it with awsiotsdk).
+pub fn python() -> PathBuf {
+    let python = repo_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup to install the Python SDK",
+        python.display()
+    );
+    python
+}
+
+/// Runs `tests/python/<script>` with the broker's socket and `component`'s
+/// token in the environment, as the nucleus would give them.
+pub fn run_python(broker: &BrokerProcess, component: &str, script: &str, args: &[&str]) -> Output {
+    python_command(broker, component, script, args)
+        .output()
+        .expect("run python")
+}
+
+/// The command for `run_python`, to spawn it in the background.
+pub fn python_command(
+    broker: &BrokerProcess,
+    component: &str,
+    script: &str,
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_dir().join("tests/python").join(script))
+        .args(args)
+        .env(
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT",
+            &broker.socket,
+        )
+        .env("SVCUID", broker.token(component))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Parses the JSON lines a Python scenario printed.
+pub fn json_lines(output: &Output) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "python failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}

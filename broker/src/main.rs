@@ -1,0 +1,182 @@
+//! `ggipc-broker`: the daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ggipc_broker::server::Server;
+use ggipc_broker::{Broker, config};
+
+#[derive(Parser)]
+#[command(
+    name = "ggipc-broker",
+    version,
+    about = "Greengrass IPC broker: components connect to its socket with their SVCUID token"
+)]
+struct Args {
+    /// Root folder (default: the deployment's system.rootPath, else /greengrass/v2).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Deployment document (YAML or JSON). Without it a built-in demo runs.
+    #[arg(long)]
+    deployment: Option<PathBuf>,
+}
+
+/// The built-in demo: two components allowed to talk on `local/topic`, their
+/// tokens written under `<root>/demo/` so `ggipc` or the SDKs can use them.
+const DEMO_DEPLOYMENT: &str = r#"
+recipeDir: recipes
+components:
+  ggipc.demo.Publisher:
+    componentVersion: 1.0.0
+    tokenFile: publisher.token
+  ggipc.demo.Subscriber:
+    componentVersion: 1.0.0
+    tokenFile: subscriber.token
+"#;
+
+const DEMO_RECIPES: [(&str, &str); 2] = [
+    (
+        "ggipc.demo.Publisher-1.0.0.yaml",
+        r#"RecipeFormatVersion: '2020-01-25'
+ComponentName: ggipc.demo.Publisher
+ComponentVersion: '1.0.0'
+ComponentDescription: Publishes to local/topic.
+ComponentConfiguration:
+  DefaultConfiguration:
+    accessControl:
+      aws.greengrass.ipc.pubsub:
+        ggipc.demo.Publisher:pubsub:1:
+          policyDescription: Publish to local/topic.
+          operations: ['aws.greengrass#PublishToTopic']
+          resources: ['local/topic']
+"#,
+    ),
+    (
+        "ggipc.demo.Subscriber-1.0.0.yaml",
+        r#"RecipeFormatVersion: '2020-01-25'
+ComponentName: ggipc.demo.Subscriber
+ComponentVersion: '1.0.0'
+ComponentDescription: Subscribes to local/topic.
+ComponentConfiguration:
+  DefaultConfiguration:
+    accessControl:
+      aws.greengrass.ipc.pubsub:
+        ggipc.demo.Subscriber:pubsub:1:
+          policyDescription: Subscribe to local/topic.
+          operations: ['aws.greengrass#SubscribeToTopic']
+          resources: ['local/topic']
+"#,
+    ),
+];
+
+fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
+    let dir = root.join("demo");
+    let recipes = dir.join("recipes");
+    std::fs::create_dir_all(&recipes)
+        .map_err(|e| format!("cannot create {}: {e}", recipes.display()))?;
+    for (name, text) in DEMO_RECIPES {
+        std::fs::write(recipes.join(name), text)
+            .map_err(|e| format!("cannot write the demo recipe {name}: {e}"))?;
+    }
+    config::from_text(
+        DEMO_DEPLOYMENT,
+        Path::new("<built-in demo>"),
+        &dir,
+        Some(root),
+    )
+    .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the broker can only be killed; say so
+        // and keep serving.
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let deployment = match &args.deployment {
+        Some(file) => config::load(file, args.root.as_deref()).map_err(|e| e.to_string()),
+        None => demo_deployment(
+            args.root
+                .as_deref()
+                .unwrap_or(Path::new(config::DEFAULT_ROOT)),
+        ),
+    };
+    let deployment = match deployment {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ggipc-broker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &deployment.warnings {
+        tracing::warn!("{warning}");
+    }
+    let workers = std::env::var("GGIPC_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ggipc-broker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(&deployment.socket_path, deployment.socket_mode) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ggipc-broker: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let components = deployment.components.len();
+        let broker = match Broker::new(deployment) {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                eprintln!("ggipc-broker: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            socket = %server.connect_path().display(),
+            components,
+            "ready"
+        );
+        server.run(broker, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,161 @@
+"""Scenarios run with the real AWS IoT Device SDK (awsiotsdk) against ggipc.
+
+Each invocation is one component: the socket path and token come from the
+environment, as the nucleus gives them. Results are printed as JSON lines for
+the Rust tests to check.
+
+    subscribe FILTER COUNT [--receive-mode M] [--timeout S] [--summary] [--v1]
+    publish TOPIC (--json TEXT | --binary-b64 B64) [--count N] [--seq-size BYTES]
+    ops JSON_LIST_OF_OPERATIONS
+    connect
+"""
+
+import argparse
+import base64
+import concurrent.futures
+import json
+import sys
+import threading
+import time
+
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+from awsiot.greengrasscoreipc import model
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def error_record(exc):
+    return {"error": type(exc).__name__, "message": getattr(exc, "message", None) or str(exc)}
+
+
+def subscribe(args):
+    # The default executor is a thread pool, which runs callbacks out of
+    # order; one worker keeps the order in which the broker delivered.
+    client = GreengrassCoreIPCClientV2(executor=concurrent.futures.ThreadPoolExecutor(max_workers=1))
+    received = []
+    done = threading.Event()
+    closed = threading.Event()
+    state = {"in_order": True, "last_seq": -1, "count": 0}
+
+    def on_event(event):
+        if event.json_message is not None:
+            record = {"topic": event.json_message.context.topic, "json": event.json_message.message}
+            seq = event.json_message.message.get("seq") if isinstance(event.json_message.message, dict) else None
+        else:
+            data = event.binary_message.message
+            record = {"topic": event.binary_message.context.topic,
+                      "binary_b64": base64.b64encode(data).decode()}
+            seq = int.from_bytes(data[:8], "big") if args.summary and len(data) >= 8 else None
+        state["count"] += 1
+        if seq is not None:
+            if seq <= state["last_seq"]:
+                state["in_order"] = False
+            state["last_seq"] = seq
+        if not args.summary:
+            received.append(record)
+        if state["count"] >= args.count:
+            done.set()
+
+    def on_closed():
+        closed.set()
+
+    kwargs = {}
+    if args.receive_mode:
+        kwargs["receive_mode"] = args.receive_mode
+    _, operation = client.subscribe_to_topic(
+        topic=args.filter, on_stream_event=on_event, on_stream_closed=on_closed, **kwargs)
+    emit({"event": "subscribed"})
+    done.wait(args.timeout)
+    for record in received:
+        emit(record)
+    emit({"event": "done", "count": state["count"], "in_order": state["in_order"],
+          "last_seq": state["last_seq"]})
+    operation.close()
+    client.close()
+
+
+def publish(args):
+    client = GreengrassCoreIPCClientV2()
+    try:
+        for i in range(args.count):
+            if args.json is not None:
+                message = json.loads(args.json)
+                if args.count > 1:
+                    message["seq"] = i
+                client.publish_to_topic(topic=args.topic, publish_message=model.PublishMessage(
+                    json_message=model.JsonMessage(message=message)))
+            else:
+                data = base64.b64decode(args.binary_b64)
+                if args.count > 1:
+                    data = i.to_bytes(8, "big") + data
+                client.publish_to_topic(topic=args.topic, publish_message=model.PublishMessage(
+                    binary_message=model.BinaryMessage(message=data)))
+        emit({"ok": True})
+    except Exception as exc:  # the test checks the error's type and text
+        emit(error_record(exc))
+    client.close()
+
+
+def ops(args):
+    """Runs each {"op": name, "args": {...}} and reports the outcome."""
+    client = GreengrassCoreIPCClientV2()
+    for spec in json.loads(args.spec):
+        name, kwargs = spec["op"], spec.get("args", {})
+        if "publish_message" in kwargs:
+            pm = kwargs["publish_message"]
+            kwargs["publish_message"] = model.PublishMessage(
+                json_message=model.JsonMessage(message=pm["json"]) if "json" in pm else None,
+                binary_message=model.BinaryMessage(message=base64.b64decode(pm["binary_b64"]))
+                if "binary_b64" in pm else None)
+        try:
+            if name == "subscribe_to_topic":
+                _, op = client.subscribe_to_topic(on_stream_event=lambda e: None, **kwargs)
+                op.close()
+                emit({"op": name, "ok": True})
+            else:
+                response = getattr(client, name)(**kwargs)
+                emit({"op": name, "ok": True, "response": repr(response)})
+        except Exception as exc:
+            record = error_record(exc)
+            record["op"] = name
+            emit(record)
+    client.close()
+
+
+def connect(_args):
+    try:
+        client = GreengrassCoreIPCClientV2()
+        emit({"connected": True})
+        client.close()
+    except Exception as exc:
+        record = error_record(exc)
+        record["connected"] = False
+        emit(record)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("subscribe")
+    p.add_argument("filter")
+    p.add_argument("count", type=int)
+    p.add_argument("--receive-mode")
+    p.add_argument("--timeout", type=float, default=20.0)
+    p.add_argument("--summary", action="store_true")
+    p = sub.add_parser("publish")
+    p.add_argument("topic")
+    p.add_argument("--json")
+    p.add_argument("--binary-b64")
+    p.add_argument("--count", type=int, default=1)
+    p = sub.add_parser("ops")
+    p.add_argument("spec")
+    sub.add_parser("connect")
+    args = parser.parse_args()
+    {"subscribe": subscribe, "publish": publish, "ops": ops, "connect": connect}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
