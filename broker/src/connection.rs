@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use ggipc_protocol::frame::{self, DEFAULT_MAX_ENCODE_LEN};
 use ggipc_protocol::model::{IpcError, Operation};
-use ggipc_protocol::rpc::{self, MessageType, PROTOCOL_VERSION, RpcMessage};
+use ggipc_protocol::rpc::{self, MessageType, PROTOCOL_VERSION, PreparedMessage, RpcMessage};
 use ggipc_protocol::{FrameCodec, FrameError, Limits as FrameLimits, Message, StrBytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -83,6 +83,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: UnixStream, conn_id: u64)
             outbound: outbound.clone(),
             latest_stream: 0,
             streams: HashMap::new(),
+            empty_responses: HashMap::new(),
         };
         let close = session.run(&mut frames).await;
         session.close_all_streams(matches!(close, Close::Done));
@@ -251,6 +252,7 @@ struct Session {
     outbound: Arc<Outbound>,
     latest_stream: i32,
     streams: HashMap<i32, OpenStream>,
+    empty_responses: HashMap<Operation, PreparedMessage>,
 }
 
 impl Session {
@@ -362,13 +364,19 @@ impl Session {
         ));
     }
 
-    fn respond(&self, stream_id: i32, operation: Operation, payload: &'static [u8]) {
-        self.reply(&rpc::application_message(
-            stream_id,
-            StrBytes::from_static(operation.response_shape()),
-            Bytes::from_static(payload),
-            !operation.is_streaming(),
-        ));
+    /// Sends the `{}` response of `operation`. Publishes answer this on
+    /// every call, so the frame is prepared once per connection.
+    fn respond_empty(&mut self, stream_id: i32, operation: Operation) {
+        let prepared = self.empty_responses.entry(operation).or_insert_with(|| {
+            PreparedMessage::new(
+                &StrBytes::from_static(operation.response_shape()),
+                Bytes::from_static(b"{}"),
+                !operation.is_streaming(),
+            )
+        });
+        let _ = self
+            .outbound
+            .push_control(prepared.for_stream(stream_id).head);
     }
 
     fn dispatch(&mut self, stream_id: i32, operation: &StrBytes, payload: &Bytes) {
@@ -439,7 +447,7 @@ impl Session {
             Ok(self.broker.fan_out(&topic, &self.component, &event))
         })();
         match result {
-            Ok(_) => self.respond(stream_id, Operation::PublishToTopic, b"{}"),
+            Ok(_) => self.respond_empty(stream_id, Operation::PublishToTopic),
             Err(e) => self.error(stream_id, &e),
         }
     }
@@ -492,7 +500,7 @@ impl Session {
             Ok((filter, from_others_only)) => {
                 // The response is queued before the subscription exists, so
                 // no event can overtake it on this connection's queue.
-                self.respond(stream_id, Operation::SubscribeToTopic, b"{}");
+                self.respond_empty(stream_id, Operation::SubscribeToTopic);
                 let id = self.broker.subscribe(
                     &filter,
                     Subscription {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ggipc_protocol::policy::ComponentPolicies;
-use ggipc_protocol::rpc::PreparedEvent;
+use ggipc_protocol::rpc::PreparedMessage;
 use ggipc_protocol::topic::TopicIndex;
 
 use crate::config::{Deployment, Limits};
@@ -124,7 +124,7 @@ impl Broker {
     }
 
     /// Queues `event` for every subscription matching `topic`.
-    fn fan_out(&self, topic: &str, publisher: &str, event: &PreparedEvent) -> FanOut {
+    fn fan_out(&self, topic: &str, publisher: &str, event: &PreparedMessage) -> FanOut {
         let mut counts = FanOut::default();
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
         topics.visit(topic, |_, subscription| {

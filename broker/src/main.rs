@@ -21,6 +21,9 @@ struct Args {
     /// Deployment document (YAML or JSON). Without it a built-in demo runs.
     #[arg(long)]
     deployment: Option<PathBuf>,
+    /// Threads serving connections.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// The built-in demo: two components allowed to talk on `local/topic`, their
@@ -107,13 +110,26 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG takes `level` or `target=level,…` directives. The `Targets`
+    // filter reads them without a regex engine, which keeps idle RSS down.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .with(filter)
+            .init();
+    }
     let args = Args::parse();
     let deployment = match &args.deployment {
         Some(file) => config::load(file, args.root.as_deref()).map_err(|e| e.to_string()),
@@ -133,20 +149,18 @@ fn main() -> ExitCode {
     for warning in &deployment.warnings {
         tracing::warn!("{warning}");
     }
-    let workers = std::env::var("GGIPC_WORKERS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    let runtime = match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
+    // One thread by default: on a small device the clients need the other
+    // cores, and handing a message between threads costs tens of
+    // microseconds there (see the README's measurements).
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
             .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+            .build()
     };
     let runtime = match runtime {
         Ok(rt) => rt,

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ggipc_protocol::rpc::FrameParts;
 use tokio::sync::Notify;
 
 use crate::config::SlowSubscriber;
@@ -113,9 +114,9 @@ impl Outbound {
         true
     }
 
-    /// Queues an event given as parts written back to back.
-    pub fn push_event(&self, parts: [Bytes; 3]) -> Pushed {
-        let len: usize = parts.iter().map(Bytes::len).sum();
+    /// Queues an event.
+    pub fn push_event(&self, parts: FrameParts) -> Pushed {
+        let len = parts.len();
         let mut q = self.lock();
         if q.closed {
             return Pushed::Closed;
@@ -154,7 +155,7 @@ impl Outbound {
         }
         q.bytes += len;
         let was_empty = q.frames.is_empty();
-        q.frames.extend(parts);
+        q.frames.extend(parts.into_iter_nonempty());
         drop(q);
         if was_empty {
             self.wake_writer.notify_one();
@@ -242,12 +243,12 @@ impl Outbound {
 mod tests {
     use super::*;
 
-    fn event(n: usize) -> [Bytes; 3] {
-        [
-            Bytes::from(vec![1; n]),
-            Bytes::from_static(b""),
-            Bytes::from_static(b"crc!"),
-        ]
+    fn event(n: usize) -> FrameParts {
+        FrameParts {
+            head: Bytes::from(vec![1; n]),
+            payload: Bytes::new(),
+            trailer: Bytes::from_static(b"crc!"),
+        }
     }
 
     #[tokio::test]
@@ -261,8 +262,8 @@ mod tests {
         assert!(q.push_control(Bytes::from_static(b"resp")));
         let mut batch = Vec::new();
         assert!(q.next_batch(&mut batch, usize::MAX).await);
-        assert_eq!(batch.len(), 7);
-        assert_eq!(batch[6].as_ref(), b"resp");
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch[4].as_ref(), b"resp");
         // Room again once drained.
         assert_eq!(q.push_event(event(40)), Pushed::Queued);
     }

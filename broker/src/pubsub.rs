@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use ggipc_protocol::StrBytes;
-use ggipc_protocol::rpc::PreparedEvent;
+use ggipc_protocol::rpc::PreparedMessage;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -67,7 +67,7 @@ pub struct Publish {
     /// The topic published to.
     pub topic: String,
     /// The event every subscriber gets.
-    pub event: PreparedEvent,
+    pub event: PreparedMessage,
 }
 
 /// Reads a PublishToTopic request; the topic is returned separately so it
@@ -97,7 +97,7 @@ impl std::fmt::Debug for PublishBody<'_> {
 
 impl PublishBody<'_> {
     /// Checks the message and builds the event for `topic`.
-    pub fn into_event(self, topic: &str) -> Result<PreparedEvent, InvalidPublish> {
+    pub fn into_event(self, topic: &str) -> Result<PreparedMessage, InvalidPublish> {
         let message = self
             .message
             .ok_or_else(|| InvalidPublish("publishMessage is required".to_owned()))?;
@@ -137,9 +137,10 @@ impl PublishBody<'_> {
                 ));
             }
         };
-        Ok(PreparedEvent::new(
+        Ok(PreparedMessage::new(
             &SUBSCRIPTION_EVENT,
             event_payload(branch, raw, topic),
+            false,
         ))
     }
 }
@@ -189,7 +190,7 @@ pub struct FanOut {
 pub fn deliver(
     subscription: &Subscription,
     publisher: &str,
-    event: &PreparedEvent,
+    event: &PreparedMessage,
     counts: &mut FanOut,
 ) {
     if subscription.from_others_only && &*subscription.component == publisher {
@@ -214,8 +215,13 @@ mod tests {
         let (t, body) = parse_publish(payload.as_bytes())?;
         assert_eq!(t, topic);
         let event = body.into_event(&t)?;
-        let parts = event.for_stream(1);
-        Ok(serde_json::from_slice(&parts[1]).unwrap())
+        let frame = event
+            .for_stream(1)
+            .into_iter_nonempty()
+            .flatten()
+            .collect::<Vec<u8>>();
+        let (message, _) = ggipc_protocol::frame::decode(frame.into(), usize::MAX).unwrap();
+        Ok(serde_json::from_slice(&message.payload).unwrap())
     }
 
     #[test]

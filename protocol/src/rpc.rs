@@ -387,45 +387,116 @@ pub fn internal_error(text: &str) -> Message {
     connection_error(MessageType::InternalError, text)
 }
 
-/// An event whose payload is encoded once and sent on many streams.
-///
-/// Fan-out sends the same `SubscriptionResponseMessage` to every subscriber;
-/// only `:stream-id` differs. The payload and its CRC are computed once, and
-/// each stream gets a small head (prelude and headers) plus a 4-byte trailer,
-/// the message CRC being the head's CRC combined with the payload's.
-#[derive(Debug, Clone)]
-pub struct PreparedEvent {
-    /// Prelude and headers with a zero stream id, patched per stream.
-    head: Bytes,
-    payload: Bytes,
-    payload_crc: crc32fast::Hasher,
+/// Payloads up to this size are copied into each stream's frame: one
+/// contiguous buffer and a plain CRC cost less than the extra buffers and the
+/// CRC combination that sharing needs.
+const SHARE_PAYLOAD_FROM: usize = 2048;
+
+/// One encoded frame as up to three buffers written back to back: a head
+/// (prelude and headers), a shared payload, and the message CRC. Small
+/// frames are wholly in `head` and the other two are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameParts {
+    /// Prelude and headers, or the whole frame.
+    pub head: Bytes,
+    /// The shared payload, or empty.
+    pub payload: Bytes,
+    /// The message CRC, or empty.
+    pub trailer: Bytes,
 }
 
-impl PreparedEvent {
-    /// Prepares an APPLICATION_MESSAGE event (flags 0) of shape `shape`.
-    pub fn new(shape: &StrBytes, payload: Bytes) -> Self {
-        let mut headers = Vec::with_capacity(5);
-        headers.push(Header::new(CONTENT_TYPE, static_str(APPLICATION_JSON)));
-        headers.push(Header::new(
-            SERVICE_MODEL_TYPE,
-            HeaderValue::String(shape.clone()),
-        ));
-        rpc_headers(&mut headers, MessageType::ApplicationMessage, 0, 0);
-        let template = Message {
-            headers,
-            payload: Bytes::new(),
-        };
-        let headers_len = template.headers_len();
+impl FrameParts {
+    /// Total length.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.payload.len() + self.trailer.len()
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The parts that hold bytes, in wire order.
+    pub fn into_iter_nonempty(self) -> impl Iterator<Item = Bytes> {
+        [self.head, self.payload, self.trailer]
+            .into_iter()
+            .filter(|b| !b.is_empty())
+    }
+}
+
+/// A modeled APPLICATION_MESSAGE whose payload is encoded once and sent on
+/// any number of streams.
+///
+/// Fan-out sends the same `SubscriptionResponseMessage` to every subscriber,
+/// and every publish gets the same `{}` response; only `:stream-id` differs.
+/// The payload (and for large payloads its CRC) is computed once; each stream
+/// gets its own head and trailer, the message CRC being the head's CRC
+/// combined with the payload's.
+#[derive(Debug, Clone)]
+pub struct PreparedMessage {
+    /// Prelude and headers with stream id 0; patched per stream.
+    head: Bytes,
+    payload: Bytes,
+    /// CRC state of the payload, when it is shared rather than copied.
+    payload_crc: Option<crc32fast::Hasher>,
+}
+
+/// Encoded size of a STRING header.
+fn string_header_len(name: &str, value: &[u8]) -> usize {
+    1 + name.len() + 1 + 2 + value.len()
+}
+
+fn put_string_header(dst: &mut bytes::BytesMut, name: &str, value: &[u8]) {
+    use bytes::BufMut;
+    dst.put_u8(name.len() as u8);
+    dst.put_slice(name.as_bytes());
+    dst.put_u8(7);
+    dst.put_u16(value.len() as u16);
+    dst.put_slice(value);
+}
+
+fn put_int32_header(dst: &mut bytes::BytesMut, name: &str, value: i32) {
+    use bytes::BufMut;
+    dst.put_u8(name.len() as u8);
+    dst.put_slice(name.as_bytes());
+    dst.put_u8(4);
+    dst.put_i32(value);
+}
+
+/// The three RPC headers: 1 + name + 1 + 4 bytes each.
+const RPC_HEADERS_LEN: usize = (1 + 13 + 5) + (1 + 14 + 5) + (1 + 10 + 5);
+
+impl PreparedMessage {
+    /// Prepares an APPLICATION_MESSAGE of shape `shape` (flags 0, or
+    /// TERMINATE_STREAM when `terminate`), byte for byte what
+    /// [`application_message`] encodes.
+    ///
+    /// `shape` must fit a header value (at most 32 767 bytes).
+    pub fn new(shape: &StrBytes, payload: Bytes, terminate: bool) -> Self {
+        let headers_len = string_header_len(CONTENT_TYPE, APPLICATION_JSON.as_bytes())
+            + string_header_len(SERVICE_MODEL_TYPE, shape.as_bytes())
+            + RPC_HEADERS_LEN;
         let total = crate::frame::MIN_MESSAGE_LEN + headers_len + payload.len();
+        let shared = payload.len() >= SHARE_PAYLOAD_FROM;
         let mut head = bytes::BytesMut::with_capacity(crate::frame::PRELUDE_LEN + headers_len);
         head.extend_from_slice(&(total as u32).to_be_bytes());
         head.extend_from_slice(&(headers_len as u32).to_be_bytes());
         head.extend_from_slice(&crc32fast::hash(&head).to_be_bytes());
-        for header in &template.headers {
-            crate::frame::put_header(&mut head, header);
-        }
-        let mut payload_crc = crc32fast::Hasher::new();
-        payload_crc.update(&payload);
+        put_string_header(&mut head, CONTENT_TYPE, APPLICATION_JSON.as_bytes());
+        put_string_header(&mut head, SERVICE_MODEL_TYPE, shape.as_bytes());
+        put_int32_header(
+            &mut head,
+            MESSAGE_TYPE,
+            MessageType::ApplicationMessage as i32,
+        );
+        let flags = if terminate { TERMINATE_STREAM } else { 0 };
+        put_int32_header(&mut head, MESSAGE_FLAGS, flags);
+        put_int32_header(&mut head, STREAM_ID, 0);
+        let payload_crc = shared.then(|| {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&payload);
+            crc
+        });
         Self {
             head: head.freeze(),
             payload,
@@ -438,23 +509,46 @@ impl PreparedEvent {
         self.head.len() + self.payload.len() + crate::frame::TRAILER_LEN
     }
 
-    /// Whether the encoded event fits in `max_len` bytes.
+    /// Whether the encoded message fits in `max_len` bytes.
     pub fn fits(&self, max_len: usize) -> bool {
         self.encoded_len() <= max_len
     }
 
-    /// The event for `stream_id` as head, shared payload and CRC trailer,
-    /// ready for a vectored write. Their concatenation is exactly what
+    /// The message for `stream_id`. The concatenated parts are exactly what
     /// [`application_message`] encodes to.
-    pub fn for_stream(&self, stream_id: i32) -> [Bytes; 3] {
-        let mut head = bytes::BytesMut::from(&self.head[..]);
-        let at = head.len() - 4;
-        head[at..].copy_from_slice(&stream_id.to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&head);
-        crc.combine(&self.payload_crc);
-        let trailer = Bytes::copy_from_slice(&crc.finalize().to_be_bytes());
-        [head.freeze(), self.payload.clone(), trailer]
+    pub fn for_stream(&self, stream_id: i32) -> FrameParts {
+        let id_at = self.head.len() - 4;
+        match &self.payload_crc {
+            None => {
+                let mut frame = bytes::BytesMut::with_capacity(self.encoded_len());
+                frame.extend_from_slice(&self.head[..id_at]);
+                frame.extend_from_slice(&stream_id.to_be_bytes());
+                frame.extend_from_slice(&self.payload);
+                let crc = crc32fast::hash(&frame);
+                frame.extend_from_slice(&crc.to_be_bytes());
+                FrameParts {
+                    head: frame.freeze(),
+                    ..FrameParts::default()
+                }
+            }
+            Some(payload_crc) => {
+                let mut head = bytes::BytesMut::with_capacity(self.head.len() + 4);
+                head.extend_from_slice(&self.head[..id_at]);
+                head.extend_from_slice(&stream_id.to_be_bytes());
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&head);
+                crc.combine(payload_crc);
+                // The trailer rides in the head's allocation.
+                head.extend_from_slice(&crc.finalize().to_be_bytes());
+                let mut head = head.freeze();
+                let trailer = head.split_off(head.len() - 4);
+                FrameParts {
+                    head,
+                    payload: self.payload.clone(),
+                    trailer,
+                }
+            }
+        }
     }
 }
 
@@ -535,20 +629,28 @@ mod tests {
     }
 
     #[test]
-    fn prepared_event_matches_the_plain_encoding_on_every_stream() {
+    fn prepared_message_matches_the_plain_encoding_on_every_stream() {
         let shape = StrBytes::from_static("aws.greengrass#SubscriptionResponseMessage");
-        for payload in [Bytes::new(), Bytes::from(vec![7u8; 70_000])] {
-            let prepared = PreparedEvent::new(&shape, payload.clone());
+        let sizes = [0, 1, SHARE_PAYLOAD_FROM - 1, SHARE_PAYLOAD_FROM, 70_000];
+        for (payload, terminate) in sizes.iter().flat_map(|n| {
+            [
+                (Bytes::from(vec![7u8; *n]), false),
+                (Bytes::from(vec![9u8; *n]), true),
+            ]
+        }) {
+            let prepared = PreparedMessage::new(&shape, payload.clone(), terminate);
             for stream_id in [1, 2, 255, 65_536, i32::MAX] {
                 let parts = prepared.for_stream(stream_id);
-                let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+                assert_eq!(parts.len(), prepared.encoded_len());
+                let shared = !parts.payload.is_empty();
+                assert_eq!(shared, payload.len() >= SHARE_PAYLOAD_FROM);
+                let joined: Vec<u8> = parts.into_iter_nonempty().flatten().collect();
                 let plain = crate::frame::encode_to_bytes(
-                    &application_message(stream_id, shape.clone(), payload.clone(), false),
+                    &application_message(stream_id, shape.clone(), payload.clone(), terminate),
                     usize::MAX,
                 )
                 .unwrap();
                 assert_eq!(joined, plain.as_ref());
-                assert_eq!(joined.len(), prepared.encoded_len());
             }
         }
     }

@@ -189,6 +189,18 @@ impl BrokerProcess {
             .expect("VmRSS in /proc status")
     }
 
+    /// CPU time the broker has used so far (user + system).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line.
+        let after = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let hz = rustix::param::clock_ticks_per_second();
+        Duration::from_secs_f64(ticks as f64 / hz as f64)
+    }
+
     /// Sends SIGTERM and waits for the broker to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");

@@ -171,6 +171,8 @@ async fn publish(broker: &BrokerProcess, messages: u64, size: usize, window: u64
 
 struct RunResult {
     deliveries_per_sec: f64,
+    /// Share of one core the broker used during the run.
+    broker_cpu: f64,
 }
 
 async fn run_fanout(broker: &BrokerProcess, o: &Options, fanout: usize) -> RunResult {
@@ -178,6 +180,7 @@ async fn run_fanout(broker: &BrokerProcess, o: &Options, fanout: usize) -> RunRe
     for _ in 0..fanout {
         subs.push(subscriber(broker, o.messages).await);
     }
+    let cpu_before = broker.cpu_time();
     let started = publish(broker, o.messages, o.size, o.window).await;
     let mut last = started;
     for s in subs {
@@ -192,6 +195,7 @@ async fn run_fanout(broker: &BrokerProcess, o: &Options, fanout: usize) -> RunRe
     let secs = last.duration_since(started).as_secs_f64();
     RunResult {
         deliveries_per_sec: (o.messages * fanout as u64) as f64 / secs,
+        broker_cpu: (broker.cpu_time() - cpu_before).as_secs_f64() / secs,
     }
 }
 
@@ -222,17 +226,22 @@ fn main() {
         idle.push(broker.rss_kib() as f64);
     }
     let (med, min, max) = summarize(&mut idle);
-    println!("| idle RSS | {med:.0} KiB | {min:.0} | {max:.0} |");
+    println!("| scenario | median | min | max | broker CPU |");
+    println!("|---|---|---|---|---|");
+    println!("| idle RSS | {med:.0} KiB | {min:.0} | {max:.0} | |");
     for &fanout in &o.fanouts {
         let mut rates = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..o.runs {
             let broker = BrokerProcess::start(&components, json!({"outboundQueueBytes": 64 << 20}));
             let r = runtime.block_on(run_fanout(&broker, &o, fanout));
             rates.push(r.deliveries_per_sec);
+            cpu.push(r.broker_cpu * 100.0);
         }
         let (med, min, max) = summarize(&mut rates);
+        let (cpu_med, _, _) = summarize(&mut cpu);
         println!(
-            "| 1→{fanout} fan-out, {} B, window {} | {med:.0} deliveries/s | {min:.0} | {max:.0} |",
+            "| 1→{fanout} fan-out, {} B, window {} | {med:.0} deliveries/s | {min:.0} | {max:.0} | {cpu_med:.0} % |",
             o.size, o.window
         );
     }
