@@ -392,12 +392,42 @@ fn decode_body(frame: Bytes, prelude: Prelude) -> Result<(Message, FrameInfo), F
     ))
 }
 
+/// Counts the headers in a headers block without checking them, so that the
+/// list is allocated once at its final size. A header running past the block
+/// or an unknown type ends the count early; the parse that follows reports
+/// it. The count stops at [`MAX_HEADERS`], which the parse refuses to exceed,
+/// so the reservation is bounded by the block's length and by that cap.
+fn count_headers(block: &[u8]) -> usize {
+    let mut at = 0;
+    let mut count = 0;
+    while at < block.len() && count < MAX_HEADERS {
+        // Skip the name length byte and the name; `at` is then the type byte.
+        at += 1 + block[at] as usize;
+        let Some(&type_byte) = block.get(at) else {
+            break;
+        };
+        let value_len = match type_byte {
+            TYPE_BOOL_TRUE | TYPE_BOOL_FALSE => 0,
+            TYPE_BYTE => 1,
+            TYPE_INT16 => 2,
+            TYPE_INT32 => 4,
+            TYPE_INT64 | TYPE_TIMESTAMP => 8,
+            TYPE_UUID => 16,
+            TYPE_BYTES | TYPE_STRING => match block.get(at + 1..at + 3) {
+                Some(len) => 2 + u16::from_be_bytes([len[0], len[1]]) as usize,
+                None => break,
+            },
+            _ => break,
+        };
+        at += 1 + value_len;
+        count += 1;
+    }
+    count
+}
+
 /// Parses the headers block `frame[start..end]`. Values are slices of `frame`.
 fn decode_headers(frame: &Bytes, start: usize, end: usize) -> Result<Vec<Header>, FrameError> {
-    // Eventstream-RPC messages carry three to six headers; a small first
-    // allocation avoids regrowth for them without over-reserving for hostile
-    // input (the count is bounded by MAX_HEADERS below anyway).
-    let mut headers = Vec::with_capacity(if end > start { 6 } else { 0 });
+    let mut headers = Vec::with_capacity(count_headers(&frame[start..end]));
     let mut at = start;
     while at < end {
         if headers.len() == MAX_HEADERS {
