@@ -8,6 +8,8 @@ the Rust tests to check.
     publish TOPIC (--json TEXT | --binary-b64 B64) [--count N] [--seq-size BYTES]
     ops JSON_LIST_OF_OPERATIONS
     connect
+    respond FILTER COUNT [--timeout S]
+    watch_close FILTER... [--timeout S]
 """
 
 import argparse
@@ -125,6 +127,63 @@ def ops(args):
     client.close()
 
 
+def respond(args):
+    """Field case BR-13: publish from inside the subscription callback."""
+    client = GreengrassCoreIPCClientV2()
+    done = threading.Event()
+    stats = {"handled": 0, "errors": 0, "max_ms": 0.0}
+
+    def on_event(event):
+        topic = event.json_message.context.topic
+        started = time.monotonic()
+        try:
+            client.publish_to_topic(topic="resp/" + topic.split("/", 1)[1], publish_message=model.PublishMessage(
+                json_message=model.JsonMessage(message={"re": topic})))
+        except Exception:  # counted; the test fails on any
+            stats["errors"] += 1
+        stats["max_ms"] = max(stats["max_ms"], (time.monotonic() - started) * 1000)
+        stats["handled"] += 1
+        if stats["handled"] >= args.count:
+            done.set()
+
+    _, operation = client.subscribe_to_topic(topic=args.filter, on_stream_event=on_event)
+    emit({"event": "subscribed"})
+    done.wait(args.timeout)
+    emit(stats)
+    operation.close()
+    client.close()
+
+
+def watch_close(args):
+    """Field case BR-19: streams and connection end when the broker stops."""
+    import awsiot.greengrasscoreipc
+    from awsiot.eventstreamrpc import LifecycleHandler
+
+    disconnected = threading.Event()
+
+    class Handler(LifecycleHandler):
+        def on_disconnect(self, reason):
+            disconnected.set()
+
+    client = GreengrassCoreIPCClientV2(
+        client=awsiot.greengrasscoreipc.connect(lifecycle_handler=Handler()))
+    closed = []
+    lock = threading.Lock()
+
+    def closer():
+        with lock:
+            closed.append(time.time())
+
+    for f in args.filters:
+        client.subscribe_to_topic(topic=f, on_stream_event=lambda e: None, on_stream_closed=closer)
+    emit({"event": "subscribed"})
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and (len(closed) < len(args.filters) or not disconnected.is_set()):
+        time.sleep(0.01)
+    emit({"closed": len(closed), "disconnected": disconnected.is_set(),
+          "last_closed_at": max(closed) if closed else None, "now": time.time()})
+
+
 def connect(_args):
     try:
         client = GreengrassCoreIPCClientV2()
@@ -153,8 +212,16 @@ def main():
     p = sub.add_parser("ops")
     p.add_argument("spec")
     sub.add_parser("connect")
+    p = sub.add_parser("respond")
+    p.add_argument("filter")
+    p.add_argument("count", type=int)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p = sub.add_parser("watch_close")
+    p.add_argument("filters", nargs="+")
+    p.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
-    {"subscribe": subscribe, "publish": publish, "ops": ops, "connect": connect}[args.command](args)
+    {"subscribe": subscribe, "publish": publish, "ops": ops, "connect": connect,
+     "respond": respond, "watch_close": watch_close}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ggipc_protocol::frame::{self, DEFAULT_MAX_ENCODE_LEN};
+use ggipc_protocol::frame;
 use ggipc_protocol::rpc::{self, RpcMessage};
 use ggipc_protocol::{FrameCodec, Message, StrBytes};
 use serde_json::{Value, json};
@@ -87,11 +87,21 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts a broker with `components` and extra `broker:` settings.
     pub fn start(components: &[ComponentSpec], broker_settings: Value) -> Self {
+        Self::start_with_system(components, broker_settings, json!({}))
+    }
+
+    /// Like [`start`](Self::start), with extra `system:` settings merged
+    /// over the default `rootPath` (a key `rootPath` given relative is taken
+    /// inside the temporary folder).
+    pub fn start_with_system(
+        components: &[ComponentSpec],
+        broker_settings: Value,
+        system: Value,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("gg")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let root = dir.path().join("root");
         let recipes = dir.path().join("recipes");
         std::fs::create_dir_all(&recipes).unwrap();
         let mut entries = serde_json::Map::new();
@@ -112,52 +122,95 @@ impl BrokerProcess {
                 json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)}),
             );
         }
+        let mut system_doc = json!({"rootPath": "root"});
+        if let (Some(base), Some(extra)) = (system_doc.as_object_mut(), system.as_object()) {
+            base.extend(extra.clone());
+        }
+        let root = dir.path().join(
+            system_doc["rootPath"]
+                .as_str()
+                .expect("rootPath is a string"),
+        );
         let deployment = json!({
-            "system": {"rootPath": root},
+            "system": system_doc,
             "recipeDir": "recipes",
             "broker": broker_settings,
             "components": entries,
         });
-        let deployment_file = dir.path().join("deployment.json");
         std::fs::write(
-            &deployment_file,
+            dir.path().join("deployment.json"),
             serde_json::to_vec_pretty(&deployment).unwrap(),
         )
         .unwrap();
+        let names = components.iter().map(|c| c.name.clone()).collect();
+        Self::launch(dir, root, names)
+    }
+
+    fn launch(dir: tempfile::TempDir, root: PathBuf, components: Vec<String>) -> Self {
         let log = dir.path().join("broker.log");
-        let child = Command::new(workspace_bin("ggipc-broker"))
-            .arg("--deployment")
-            .arg(&deployment_file)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start ggipc-broker");
+        let child = Self::spawn(dir.path(), &log);
         let mut broker = Self {
             child,
             socket: root.join("ipc.socket"),
             root,
-            tokens: HashMap::new(),
+            tokens: components.into_iter().map(|c| (c, String::new())).collect(),
             log,
             _dir: dir,
         };
-        broker.wait_ready();
-        for c in components {
-            let path = broker._dir.path().join("tokens").join(&c.name);
-            let token = std::fs::read_to_string(&path).expect("token file written");
-            broker.tokens.insert(c.name.clone(), token);
-        }
+        broker.after_start();
         broker
     }
 
-    fn wait_ready(&mut self) {
+    fn spawn(dir: &Path, log: &Path) -> Child {
+        Command::new(workspace_bin("ggipc-broker"))
+            .arg("--deployment")
+            .arg(dir.join("deployment.json"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("start ggipc-broker")
+    }
+
+    fn after_start(&mut self) {
+        self.socket = self.wait_ready();
+        for (component, token) in &mut self.tokens {
+            let path = self._dir.path().join("tokens").join(component);
+            *token = std::fs::read_to_string(&path).expect("token file written");
+        }
+    }
+
+    /// Kills the broker with SIGKILL, as a crash would (the socket file stays
+    /// behind), and starts it again on the same folder and deployment.
+    /// Tokens are issued anew, as the nucleus does at every start.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self._dir.path(), &self.log);
+        self.after_start();
+    }
+
+    /// Starts the broker again after [`terminate`](Self::terminate).
+    pub fn restart(&mut self) {
+        assert!(!self.is_running(), "restart after terminate");
+        self.child = Self::spawn(self._dir.path(), &self.log);
+        self.after_start();
+    }
+
+    /// Waits for the `ready` line and returns the socket path it names.
+    fn wait_ready(&mut self) -> PathBuf {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if self.log_text().contains("ready") {
-                return;
+            let log = self.log_text();
+            if let Some(line) = log.lines().find(|l| l.contains(" ready ")) {
+                let socket = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("socket="))
+                    .expect("ready line names the socket");
+                return PathBuf::from(socket);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("broker exited with {status}:\n{}", self.log_text());
+                panic!("broker exited with {status}:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -234,16 +287,19 @@ pub struct RawConn {
 impl RawConn {
     /// Connects without a handshake.
     pub fn open(socket: &Path) -> Self {
-        let stream = UnixStream::connect(socket).expect("connect to broker");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Self {
+        Self::try_open(socket).expect("connect to broker")
+    }
+
+    /// Connects without a handshake, reporting failure.
+    pub fn try_open(socket: &Path) -> std::io::Result<Self> {
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
             stream,
             codec: FrameCodec::new(),
             buf: BytesMut::new(),
             next_stream: 1,
-        }
+        })
     }
 
     /// Connects and completes CONNECT with `token`; panics if refused.
@@ -255,9 +311,9 @@ impl RawConn {
         conn
     }
 
-    /// Sends one message.
+    /// Sends one message, up to the largest frame the broker accepts.
     pub fn send(&mut self, message: &Message) {
-        let bytes = frame::encode_to_bytes(message, DEFAULT_MAX_ENCODE_LEN).unwrap();
+        let bytes = frame::encode_to_bytes(message, frame::DEFAULT_MAX_DECODE_LEN).unwrap();
         self.send_raw(&bytes);
     }
 
@@ -373,4 +429,61 @@ pub fn json_lines(output: &Output) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+/// A Python scenario running in the background: started, it has printed
+/// `{"event": "subscribed"}`; finished, it returns every later JSON line.
+#[derive(Debug)]
+pub struct PythonScenario {
+    child: Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonScenario {
+    /// Runs `ipc_scenarios.py ARGS` as `component` and waits until it has
+    /// subscribed.
+    pub fn start(broker: &BrokerProcess, component: &str, args: &[&str]) -> Self {
+        Self::start_command(
+            broker,
+            python_command(broker, component, "ipc_scenarios.py", args),
+        )
+    }
+
+    /// Like [`start`](Self::start) with a prepared command.
+    pub fn start_command(broker: &BrokerProcess, mut command: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command.spawn().expect("start python");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if !line.contains("subscribed") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!(
+                "python scenario did not subscribe: {line:?}\n{err}\n{}",
+                broker.log_text()
+            );
+        }
+        Self { child, stdout }
+    }
+
+    /// Waits for the scenario to end and returns what it printed since.
+    pub fn finish(mut self) -> Vec<Value> {
+        use std::io::BufRead;
+        let mut rest = Vec::new();
+        for line in self.stdout.by_ref().lines() {
+            rest.push(line.unwrap());
+        }
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "python scenario failed: {err}\n{rest:?}");
+        rest.iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
 }

@@ -1,56 +1,23 @@
 //! The unmodified Python SDK (`awsiotsdk`, GreengrassCoreIPCClientV2)
 //! publishing and subscribing through the real broker binary.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ggipc_tests::{BrokerProcess, ComponentSpec, RawConn, json_lines, python_command, run_python};
+use ggipc_tests::{
+    BrokerProcess, ComponentSpec, PythonScenario, RawConn, json_lines, python_command, run_python,
+};
 use serde_json::{Value, json};
 
 /// A Python subscriber running in the background.
-struct Subscriber {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-}
+struct Subscriber;
 
 impl Subscriber {
-    /// Starts `subscribe` and waits until the subscription is in place.
-    fn start(broker: &BrokerProcess, component: &str, args: &[&str]) -> Self {
+    fn start(broker: &BrokerProcess, component: &str, args: &[&str]) -> PythonScenario {
         let mut full = vec!["subscribe"];
         full.extend_from_slice(args);
-        let mut child = python_command(broker, component, "ipc_scenarios.py", &full)
-            .spawn()
-            .expect("start python subscriber");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("subscribed"),
-            "subscriber did not subscribe: {line:?}\n{}",
-            broker.log_text()
-        );
-        Self { child, stdout }
-    }
-
-    /// Waits for the subscriber to finish and returns what it printed.
-    fn finish(mut self) -> Vec<Value> {
-        let mut rest = String::new();
-        for line in self.stdout.by_ref().lines() {
-            rest.push_str(&line.unwrap());
-            rest.push('\n');
-        }
-        let status = self.child.wait().unwrap();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        assert!(status.success(), "subscriber failed: {stderr}\n{rest}");
-        rest.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        PythonScenario::start(broker, component, &full)
     }
 }
 
