@@ -58,6 +58,16 @@ fn rpc_view_corpus() {
 }
 
 #[test]
+fn topic_match_corpus() {
+    replay("topic_match", fuzzing::topic_match);
+}
+
+#[test]
+fn policy_match_corpus() {
+    replay("policy_match", fuzzing::policy_match);
+}
+
+#[test]
 fn request_json_corpus() {
     replay("request_json", fuzzing::request_json);
 }
