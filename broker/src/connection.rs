@@ -32,16 +32,16 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::Broker;
 use crate::outbound::Outbound;
-use crate::pubsub::{self, FanOut, Subscription};
+use crate::outbound::Pushed;
+use crate::pubsub::{self, Delivery, FanOut, Subscription, Target};
 
 /// Most bytes handed to one vectored write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
-/// A stream that stays open after its response.
-#[derive(Debug)]
-enum OpenStream {
-    Subscription { filter: String, id: u64 },
-}
+/// What closing a stream that stays open after its response must undo
+/// (unsubscribing, mostly). Run once, when the client or the broker closes
+/// the stream or the connection ends.
+pub(crate) type OpenStream = Box<dyn FnOnce() + Send>;
 
 /// Why the connection ends.
 #[derive(Debug)]
@@ -246,9 +246,39 @@ async fn write_all_vectored(
     Ok(())
 }
 
-struct Session {
-    broker: Arc<Broker>,
-    component: Arc<str>,
+/// Events for one open stream, usable from any task.
+// The IoT Core bridge and the configuration operations send their events
+// through this; it lands before them so both can build on it.
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSink {
+    outbound: Arc<Outbound>,
+    stream_id: i32,
+}
+
+#[allow(dead_code)]
+impl StreamSink {
+    /// Queues an event of shape `shape` (flags 0) on the stream.
+    pub(crate) fn send_event(&self, shape: &'static str, payload: Bytes) -> Pushed {
+        let event = PreparedMessage::new(&StrBytes::from_static(shape), payload, false);
+        self.outbound.push_event(event.for_stream(self.stream_id))
+    }
+
+    /// Queues a modeled error that ends the stream.
+    pub(crate) fn send_error(&self, error: &IpcError) {
+        let _ = self.outbound.push_control(encode(&rpc::modeled_error(
+            self.stream_id,
+            StrBytes::from_static(error.shape_id()),
+            error.to_payload(),
+        )));
+    }
+}
+
+/// One authenticated connection's state. Operation handlers of every
+/// service get it to answer, authorize and keep streams open.
+pub(crate) struct Session {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) component: Arc<str>,
     outbound: Arc<Outbound>,
     latest_stream: i32,
     streams: HashMap<i32, OpenStream>,
@@ -340,8 +370,8 @@ impl Session {
         if rpc.terminates() {
             // Closing an open stream unsubscribes; closing one that is
             // already closed crosses our own termination and is ignored.
-            if let Some(stream) = self.streams.remove(&id) {
-                self.drop_stream(stream);
+            if let Some(cleanup) = self.streams.remove(&id) {
+                cleanup();
             }
             return Ok(());
         }
@@ -356,7 +386,8 @@ impl Session {
         )))
     }
 
-    fn error(&self, stream_id: i32, error: &IpcError) {
+    /// Answers `stream_id` with a modeled error, which ends the stream.
+    pub(crate) fn error(&self, stream_id: i32, error: &IpcError) {
         self.reply(&rpc::modeled_error(
             stream_id,
             StrBytes::from_static(error.shape_id()),
@@ -366,7 +397,7 @@ impl Session {
 
     /// Sends the `{}` response of `operation`. Publishes answer this on
     /// every call, so the frame is prepared once per connection.
-    fn respond_empty(&mut self, stream_id: i32, operation: Operation) {
+    pub(crate) fn respond_empty(&mut self, stream_id: i32, operation: Operation) {
         let prepared = self.empty_responses.entry(operation).or_insert_with(|| {
             PreparedMessage::new(
                 &StrBytes::from_static(operation.response_shape()),
@@ -379,6 +410,45 @@ impl Session {
             .push_control(prepared.for_stream(stream_id).head);
     }
 
+    /// Answers `stream_id` with `operation`'s response carrying `payload`
+    /// (ending the stream for unary operations).
+    pub(crate) fn respond(&self, stream_id: i32, operation: Operation, payload: Bytes) {
+        self.reply(&rpc::application_message(
+            stream_id,
+            StrBytes::from_static(operation.response_shape()),
+            payload,
+            !operation.is_streaming(),
+        ));
+    }
+
+    /// Keeps `stream_id` open after its response; `cleanup` runs when it
+    /// closes. Call it after the response was queued, so that no event
+    /// overtakes it.
+    pub(crate) fn open_stream(&mut self, stream_id: i32, cleanup: OpenStream) {
+        self.streams.insert(stream_id, cleanup);
+    }
+
+    /// A handle to send events on `stream_id`.
+    #[allow(dead_code)]
+    pub(crate) fn stream_sink(&self, stream_id: i32) -> StreamSink {
+        StreamSink {
+            outbound: self.outbound.clone(),
+            stream_id,
+        }
+    }
+
+    /// The error to answer when this connection may open no more streams.
+    pub(crate) fn stream_limit_error(&self) -> Option<IpcError> {
+        let limit = self.broker.limits().max_streams_per_connection;
+        if self.streams.len() < limit {
+            return None;
+        }
+        warn!(component = %self.component, open = self.streams.len(), "stream limit reached");
+        Some(IpcError::service(format!(
+            "too many open streams on this connection (limit {limit})"
+        )))
+    }
+
     fn dispatch(&mut self, stream_id: i32, operation: &StrBytes, payload: &Bytes) {
         let Some(op) = Operation::from_wire_name(operation.as_str()) else {
             debug!(component = %self.component, operation = %operation, "unknown operation");
@@ -388,6 +458,7 @@ impl Session {
         match op {
             Operation::PublishToTopic => self.publish(stream_id, payload),
             Operation::SubscribeToTopic => self.subscribe(stream_id, payload),
+            Operation::ValidateAuthorizationToken => self.validate_token(stream_id, payload),
             other => self.error(
                 stream_id,
                 &IpcError::service(format!(
@@ -398,7 +469,9 @@ impl Session {
         }
     }
 
-    fn authorize(&self, operation: Operation, resource: &str) -> Result<(), IpcError> {
+    /// Checks the caller's policies for `operation` on `resource`; the error
+    /// is the nucleus' `UnauthorizedError` text.
+    pub(crate) fn authorize(&self, operation: Operation, resource: &str) -> Result<(), IpcError> {
         let destination = operation.auth_service().unwrap_or_default();
         if self.broker.is_authorized(
             &self.component,
@@ -418,6 +491,36 @@ impl Session {
         Err(IpcError::unauthorized(text))
     }
 
+    /// Only the stream manager may ask, as in the nucleus; a known token is
+    /// valid, anything else is `InvalidTokenError` (never `isValid: false`).
+    fn validate_token(&self, stream_id: i32, payload: &Bytes) {
+        use ggipc_protocol::model::{
+            Shape, ValidateAuthorizationTokenRequest, ValidateAuthorizationTokenResponse,
+        };
+        const STREAM_MANAGER: &str = "aws.greengrass.StreamManager";
+        if &*self.component != STREAM_MANAGER {
+            warn!(component = %self.component, "ValidateAuthorizationToken denied");
+            return self.error(
+                stream_id,
+                &IpcError::unauthorized(format!(
+                    "{} is not authorized to perform aws.greengrass#ValidateAuthorizationToken",
+                    self.component
+                )),
+            );
+        }
+        let token = ValidateAuthorizationTokenRequest::from_payload(payload)
+            .ok()
+            .and_then(|r| r.token);
+        match token.filter(|t| self.broker.tokens.lookup(t).is_some()) {
+            Some(_) => self.respond(
+                stream_id,
+                Operation::ValidateAuthorizationToken,
+                ValidateAuthorizationTokenResponse { is_valid: true }.to_payload(),
+            ),
+            None => self.error(stream_id, &IpcError::invalid_token("Invalid token")),
+        }
+    }
+
     fn publish(&mut self, stream_id: i32, payload: &Bytes) {
         let result = (|| -> Result<FanOut, IpcError> {
             let (topic, body) =
@@ -434,7 +537,7 @@ impl Session {
                     "Publish topic must not contain a wildcard. ({e})"
                 ))
             })?;
-            let event = body
+            let (event, message) = body
                 .into_event(&topic)
                 .map_err(|e| IpcError::invalid_arguments(e.0))?;
             if !event.fits(DEFAULT_MAX_ENCODE_LEN) {
@@ -444,7 +547,12 @@ impl Session {
                     DEFAULT_MAX_ENCODE_LEN
                 )));
             }
-            Ok(self.broker.fan_out(&topic, &self.component, &event))
+            Ok(self.broker.fan_out(&Delivery {
+                publisher: &self.component,
+                topic: &topic,
+                event: &event,
+                message: &message,
+            }))
         })();
         match result {
             Ok(_) => self.respond_empty(stream_id, Operation::PublishToTopic),
@@ -487,12 +595,8 @@ impl Session {
                     )));
                 }
             };
-            if self.streams.len() >= self.broker.limits().max_streams_per_connection {
-                warn!(component = %self.component, open = self.streams.len(), "stream limit reached");
-                return Err(IpcError::service(format!(
-                    "too many open streams on this connection (limit {})",
-                    self.broker.limits().max_streams_per_connection
-                )));
+            if let Some(e) = self.stream_limit_error() {
+                return Err(e);
             }
             Ok((topic, from_others_only))
         })();
@@ -504,31 +608,27 @@ impl Session {
                 let id = self.broker.subscribe(
                     &filter,
                     Subscription {
-                        outbound: self.outbound.clone(),
-                        stream_id,
+                        target: Target::Stream {
+                            outbound: self.outbound.clone(),
+                            stream_id,
+                        },
                         component: self.component.clone(),
                         from_others_only,
                     },
                 );
                 debug!(component = %self.component, stream = stream_id, filter = %filter, "subscribed");
-                self.streams
-                    .insert(stream_id, OpenStream::Subscription { filter, id });
+                let broker = self.broker.clone();
+                self.open_stream(stream_id, Box::new(move || broker.unsubscribe(&filter, id)));
             }
             Err(e) => self.error(stream_id, &e),
-        }
-    }
-
-    fn drop_stream(&self, stream: OpenStream) {
-        match stream {
-            OpenStream::Subscription { filter, id } => self.broker.unsubscribe(&filter, id),
         }
     }
 
     /// Removes every subscription. On a clean close each open stream is also
     /// terminated on the wire, so clients see their streams end.
     fn close_all_streams(&mut self, notify: bool) {
-        for (stream_id, stream) in std::mem::take(&mut self.streams) {
-            self.drop_stream(stream);
+        for (stream_id, cleanup) in std::mem::take(&mut self.streams) {
+            cleanup();
             if notify {
                 self.reply(&rpc::terminate_stream(stream_id));
             }

@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ggipc_protocol::policy::ComponentPolicies;
-use ggipc_protocol::rpc::PreparedMessage;
 use ggipc_protocol::topic::TopicIndex;
 
 use crate::config::{Deployment, Limits};
-use crate::pubsub::{FanOut, Subscription};
+use crate::pubsub::{Delivery, FanOut, LocalListener, LocalMessage, Subscription, Target};
 use crate::tokens::{Token, TokenStore};
 
 /// State shared by all connections.
@@ -113,8 +112,41 @@ impl Broker {
         id
     }
 
-    fn unsubscribe(&self, filter: &str, id: u64) {
+    /// Subscribes a listener inside the broker to local `filter` (already
+    /// validated) on behalf of `component`; returns the id to unsubscribe.
+    pub fn subscribe_listener(
+        &self,
+        filter: &str,
+        component: Arc<str>,
+        from_others_only: bool,
+        listener: Arc<dyn LocalListener>,
+    ) -> u64 {
+        self.subscribe(
+            filter,
+            Subscription {
+                target: Target::Listener(listener),
+                component,
+                from_others_only,
+            },
+        )
+    }
+
+    /// Removes subscription `id` of `filter`.
+    pub fn unsubscribe(&self, filter: &str, id: u64) {
         self.topics_write().remove(filter, id);
+    }
+
+    /// Publishes `message` to local `topic` as `publisher`, from inside the
+    /// broker (the IoT Core bridge's mapping, for one). The topic is not
+    /// authorized here; the caller decides what may cross.
+    pub fn publish_local(&self, publisher: &str, topic: &str, message: &LocalMessage) -> FanOut {
+        let event = pubsub::event_for(topic, message);
+        self.fan_out(&Delivery {
+            publisher,
+            topic,
+            event: &event,
+            message,
+        })
     }
 
     fn topics_write(&self) -> std::sync::RwLockWriteGuard<'_, TopicIndex<Subscription>> {
@@ -123,12 +155,12 @@ impl Broker {
         self.topics.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `event` for every subscription matching `topic`.
-    fn fan_out(&self, topic: &str, publisher: &str, event: &PreparedMessage) -> FanOut {
+    /// Hands `delivery` to every subscription matching its topic.
+    fn fan_out(&self, delivery: &Delivery<'_>) -> FanOut {
         let mut counts = FanOut::default();
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        topics.visit(topic, |_, subscription| {
-            pubsub::deliver(subscription, publisher, event, &mut counts);
+        topics.visit(delivery.topic, |_, subscription| {
+            pubsub::deliver(subscription, delivery, &mut counts);
         });
         counts
     }

@@ -17,13 +17,42 @@ use crate::outbound::{Outbound, Pushed};
 pub const SUBSCRIPTION_EVENT: StrBytes =
     StrBytes::from_static("aws.greengrass#SubscriptionResponseMessage");
 
-/// One subscription stream.
+/// A message as published locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalMessage {
+    /// A `jsonMessage`: the text of its JSON object, as the publisher wrote it.
+    Json(Bytes),
+    /// A `binaryMessage`: the decoded bytes.
+    Binary(Bytes),
+}
+
+/// A subscriber inside the broker (the Lambda launcher, the IoT Core
+/// bridge). It is called on the publisher's task, so it must only queue the
+/// message and return.
+pub trait LocalListener: Send + Sync + std::fmt::Debug {
+    /// A message published to a topic matching the listener's filter.
+    fn on_message(&self, publisher: &str, topic: &str, message: &LocalMessage);
+}
+
+/// Where a subscription's messages go.
+#[derive(Debug)]
+pub enum Target {
+    /// Events on an IPC stream.
+    Stream {
+        /// The subscriber connection's queue.
+        outbound: Arc<Outbound>,
+        /// The stream events go out on.
+        stream_id: i32,
+    },
+    /// A listener inside the broker.
+    Listener(Arc<dyn LocalListener>),
+}
+
+/// One subscription.
 #[derive(Debug)]
 pub struct Subscription {
-    /// The subscriber connection's queue.
-    pub outbound: Arc<Outbound>,
-    /// The stream events go out on.
-    pub stream_id: i32,
+    /// Where matching messages go.
+    pub target: Target,
     /// The subscribing component, for `RECEIVE_MESSAGES_FROM_OTHERS`.
     pub component: Arc<str>,
     /// Whether the component's own publishes are skipped.
@@ -97,11 +126,14 @@ impl std::fmt::Debug for PublishBody<'_> {
 
 impl PublishBody<'_> {
     /// Checks the message and builds the event for `topic`.
-    pub fn into_event(self, topic: &str) -> Result<PreparedMessage, InvalidPublish> {
+    pub fn into_event(
+        self,
+        topic: &str,
+    ) -> Result<(PreparedMessage, LocalMessage), InvalidPublish> {
         let message = self
             .message
             .ok_or_else(|| InvalidPublish("publishMessage is required".to_owned()))?;
-        let (branch, raw) = match (message.json, message.binary) {
+        let (branch, raw, local) = match (message.json, message.binary) {
             (Some(json), None) => {
                 let raw = json
                     .message
@@ -114,17 +146,22 @@ impl PublishBody<'_> {
                         "jsonMessage.message must be a JSON object".to_owned(),
                     ));
                 }
-                ("jsonMessage", raw.get())
+                (
+                    "jsonMessage",
+                    raw.get(),
+                    LocalMessage::Json(Bytes::copy_from_slice(raw.get().as_bytes())),
+                )
             }
             (None, Some(binary)) => {
-                let raw = match binary.message {
-                    Some(raw) => {
-                        check_base64(raw)?;
-                        raw.get()
-                    }
-                    None => "\"\"",
+                let (raw, bytes) = match binary.message {
+                    Some(raw) => (raw.get(), decode_base64(raw)?),
+                    None => ("\"\"", Vec::new()),
                 };
-                ("binaryMessage", raw)
+                (
+                    "binaryMessage",
+                    raw,
+                    LocalMessage::Binary(Bytes::from(bytes)),
+                )
             }
             (None, None) => {
                 return Err(InvalidPublish(
@@ -137,29 +174,41 @@ impl PublishBody<'_> {
                 ));
             }
         };
-        Ok(PreparedMessage::new(
-            &SUBSCRIPTION_EVENT,
-            event_payload(branch, raw, topic),
-            false,
-        ))
+        Ok((prepare_event(branch, raw, topic), local))
     }
 }
 
-fn check_base64(raw: &RawValue) -> Result<(), InvalidPublish> {
+/// The event for a message given as raw JSON (`branch` is `jsonMessage` or
+/// `binaryMessage`, `raw` the JSON text of its `message`).
+fn prepare_event(branch: &str, raw: &str, topic: &str) -> PreparedMessage {
+    PreparedMessage::new(
+        &SUBSCRIPTION_EVENT,
+        event_payload(branch, raw, topic),
+        false,
+    )
+}
+
+/// The event carrying a message published inside the broker.
+pub fn event_for(topic: &str, message: &LocalMessage) -> PreparedMessage {
+    match message {
+        LocalMessage::Json(text) => {
+            prepare_event("jsonMessage", &String::from_utf8_lossy(text), topic)
+        }
+        LocalMessage::Binary(bytes) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            prepare_event("binaryMessage", &format!("\"{b64}\""), topic)
+        }
+    }
+}
+
+fn decode_base64(raw: &RawValue) -> Result<Vec<u8>, InvalidPublish> {
     let text: Cow<'_, str> = serde_json::from_str(raw.get())
         .map_err(|_| InvalidPublish("binaryMessage.message must be a base64 string".into()))?;
     // Subscribers decode with a strict, padded base64 decoder; refuse here
     // what would fail there.
-    let ok = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(text.as_bytes())
-        .is_ok();
-    if ok {
-        Ok(())
-    } else {
-        Err(InvalidPublish(
-            "binaryMessage.message is not valid padded base64".into(),
-        ))
-    }
+        .map_err(|_| InvalidPublish("binaryMessage.message is not valid padded base64".into()))
 }
 
 /// `{"<branch>":{"message":<raw>,"context":{"topic":<topic>}}}`.
@@ -185,25 +234,40 @@ pub struct FanOut {
     pub dropped: usize,
 }
 
-/// Queues `event` on `subscription` unless it is the publisher's own and the
-/// subscription asked for others' messages only.
-pub fn deliver(
-    subscription: &Subscription,
-    publisher: &str,
-    event: &PreparedMessage,
-    counts: &mut FanOut,
-) {
-    if subscription.from_others_only && &*subscription.component == publisher {
+/// One publish on its way to subscribers.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// The publishing component.
+    pub publisher: &'a str,
+    /// The topic published to.
+    pub topic: &'a str,
+    /// The event IPC subscribers get.
+    pub event: &'a PreparedMessage,
+    /// The message, for listeners inside the broker.
+    pub message: &'a LocalMessage,
+}
+
+/// Hands `delivery` to `subscription` unless it is the publisher's own and
+/// the subscription asked for others' messages only.
+pub fn deliver(subscription: &Subscription, delivery: &Delivery<'_>, counts: &mut FanOut) {
+    if subscription.from_others_only && &*subscription.component == delivery.publisher {
         return;
     }
-    match subscription
-        .outbound
-        .push_event(event.for_stream(subscription.stream_id))
-    {
-        Pushed::Queued => counts.queued += 1,
-        Pushed::Dropped => counts.dropped += 1,
-        // The subscriber is going away; its reader removes the subscription.
-        Pushed::Closed => {}
+    match &subscription.target {
+        Target::Stream {
+            outbound,
+            stream_id,
+        } => match outbound.push_event(delivery.event.for_stream(*stream_id)) {
+            Pushed::Queued => counts.queued += 1,
+            Pushed::Dropped => counts.dropped += 1,
+            // The subscriber is going away; its reader removes the
+            // subscription.
+            Pushed::Closed => {}
+        },
+        Target::Listener(listener) => {
+            listener.on_message(delivery.publisher, delivery.topic, delivery.message);
+            counts.queued += 1;
+        }
     }
 }
 
@@ -214,7 +278,7 @@ mod tests {
     fn event_json(payload: &str, topic: &str) -> Result<serde_json::Value, InvalidPublish> {
         let (t, body) = parse_publish(payload.as_bytes())?;
         assert_eq!(t, topic);
-        let event = body.into_event(&t)?;
+        let (event, _) = body.into_event(&t)?;
         let frame = event
             .for_stream(1)
             .into_iter_nonempty()
