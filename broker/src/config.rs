@@ -117,6 +117,11 @@ pub struct Deployment {
     pub limits: Limits,
     /// Components by name.
     pub components: BTreeMap<String, Component>,
+    /// The `iotCore` section as written, read by the IoT Core bridge.
+    pub iot_core: Option<Value>,
+    /// The document this came from, for error messages of sections read
+    /// elsewhere.
+    pub file: PathBuf,
     /// Warnings met while loading (unknown keys and the like).
     pub warnings: Vec<String>,
 }
@@ -131,6 +136,8 @@ impl Deployment {
             socket_mode: 0o666,
             limits: Limits::default(),
             components: BTreeMap::new(),
+            iot_core: None,
+            file: PathBuf::new(),
             warnings: Vec::new(),
         }
     }
@@ -241,7 +248,11 @@ pub fn from_text(
     };
     let doc = parse_document(text).map_err(|e| ctx.err("", e))?;
     let top = ctx.object(&doc, "")?;
-    ctx.warn_unknown(top, "", &["system", "recipeDir", "broker", "components"]);
+    ctx.warn_unknown(
+        top,
+        "",
+        &["system", "recipeDir", "broker", "components", "iotCore"],
+    );
 
     let mut system_root = None;
     let mut socket_path = None;
@@ -294,6 +305,8 @@ pub fn from_text(
             deployment.components.insert(name.clone(), component);
         }
     }
+    deployment.iot_core = get(top, "iotCore").cloned();
+    deployment.file = file.to_path_buf();
     deployment.warnings = ctx.warnings;
     Ok(deployment)
 }
