@@ -543,9 +543,15 @@ async fn write_loop(
                 None
             };
         }
+        // Biased: a write the socket takes completes even when the close
+        // has come meanwhile; only a write stuck on a full socket is given up.
         let result = tokio::select! {
+            biased;
             result = write.write_all(&buf) => result,
-            () = conn.closed.cancelled() => break,
+            () = conn.closed.cancelled() => {
+                // Part of a frame may be out: nothing more can follow it.
+                return;
+            }
         };
         if let Err(e) = result {
             conn.close(&format!("cannot write to the server: {e}"), false);

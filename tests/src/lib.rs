@@ -487,3 +487,31 @@ impl PythonScenario {
             .collect()
     }
 }
+
+impl BrokerProcess {
+    /// The file the broker writes `component`'s token to, rewritten with a
+    /// new token at every start.
+    pub fn token_file(&self, component: &str) -> PathBuf {
+        assert!(
+            self.tokens.contains_key(component),
+            "{component} is not in the deployment"
+        );
+        self._dir.path().join("tokens").join(component)
+    }
+
+    /// Runs `program` as `component` would run: with the socket and its
+    /// token in the environment variables Greengrass sets, stdout and stderr
+    /// piped.
+    pub fn component_command(&self, program: &Path, component: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env(
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT",
+            &self.socket,
+        )
+        .env("SVCUID", self.token(component))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    }
+}
