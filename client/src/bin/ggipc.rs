@@ -483,8 +483,45 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The usage line of the deepest subcommand named in `args`.
+fn usage_for(args: &[String]) -> String {
+    let mut command = Cli::command();
+    command.build();
+    let mut path = Vec::new();
+    let mut current = &command;
+    // Words that name no subcommand are option values or positionals.
+    for arg in args.iter().skip(1).filter(|a| !a.starts_with('-')) {
+        if let Some(sub) = current.find_subcommand(arg) {
+            path.push(arg.as_str());
+            current = sub;
+        }
+    }
+    let mut target = &mut command;
+    for name in path {
+        target = target
+            .find_subcommand_mut(name)
+            .expect("found on the way down");
+    }
+    target.render_usage().to_string()
+}
+
+/// Parses the command line. Every argument error exits 2 with the usage
+/// line; clap leaves it out of some (an invalid value), so it is added.
+fn parse() -> Cli {
+    let args: Vec<String> = std::env::args().collect();
+    Cli::try_parse_from(&args).unwrap_or_else(|e| {
+        let rendered = e.render().to_string();
+        if e.use_stderr() && !rendered.contains("Usage:") {
+            eprint!("{rendered}");
+            eprintln!("\n{}", usage_for(&args));
+            std::process::exit(2);
+        }
+        e.exit()
+    })
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(parse()) {
         Ok(()) => ExitCode::SUCCESS,
         // Printed with the usage line, exit status 2.
         Err(Failure::Usage(message)) => Cli::command()
