@@ -85,6 +85,11 @@ enum Fatal {
 pub(crate) struct Connection {
     id: u64,
     table: Mutex<Table>,
+    /// Unbounded so that queuing never waits under the table lock or in the
+    /// reader. What it holds is bounded by the callers: every request has a
+    /// caller waiting for its answer, and the rest are TERMINATEs and PING
+    /// answers. Known shortcoming: a server that pings faster than it reads
+    /// would grow it without limit; no real server pings (§3.7).
     tx: mpsc::UnboundedSender<Outgoing>,
     closed: CancellationToken,
 }

@@ -51,6 +51,26 @@ pub(crate) fn decode_event<E: Shape>(rpc: &RpcMessage) -> Result<E, Error> {
 /// Events wait in a bounded buffer ([`ClientBuilder::event_buffer`]); see
 /// [`SlowConsumer`](crate::SlowConsumer) for what happens when it is full.
 ///
+/// ```no_run
+/// # async fn demo(client: ggipc_client::Client) -> Result<(), ggipc_client::Error> {
+/// use ggipc_protocol::model::SubscribeToConfigurationUpdateRequest;
+///
+/// let mut updates = client
+///     .subscribe_to_configuration_update(&SubscribeToConfigurationUpdateRequest::default())
+///     .await?;
+/// // Handle ten changes, then stop listening.
+/// for _ in 0..10 {
+///     match updates.recv().await {
+///         Some(Ok(event)) => println!("changed: {:?}", event.configuration_update_event),
+///         Some(Err(e)) => eprintln!("{e}"),
+///         None => break,
+///     }
+/// }
+/// updates.close().await;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// [`ClientBuilder::event_buffer`]: crate::ClientBuilder::event_buffer
 pub struct Subscription<T> {
     rx: mpsc::Receiver<RpcMessage>,

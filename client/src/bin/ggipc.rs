@@ -370,7 +370,9 @@ fn split_names(names: &str) -> Vec<&str> {
 }
 
 /// The block greengrass-cli prints per component (its `ComponentCommand`):
-/// absent values print as `null`, the configuration as compact JSON.
+/// absent values print as `null`, the configuration as compact JSON. Known
+/// difference: object keys come out sorted, where Jackson keeps the order
+/// the server sent.
 fn print_component(out: &mut impl Write, c: &ComponentDetails) -> io::Result<()> {
     let configuration = c
         .configuration
