@@ -98,8 +98,13 @@ pub struct Component {
     pub configuration: Value,
     /// Where to write the component's token, if anywhere.
     pub token_file: Option<PathBuf>,
-    /// The recipe, as parsed, for the supervisor.
+    /// The recipe, as parsed, for the supervisor (`Null` for a Lambda
+    /// function declared by its `lambdaFunction` section).
     pub recipe: Value,
+    /// `runWith.posixUser` (`user` or `user:group`).
+    pub posix_user: Option<String>,
+    /// The `lambdaFunction` section, for the Lambda launcher.
+    pub lambda_function: Option<Value>,
 }
 
 /// A loaded deployment.
@@ -119,6 +124,13 @@ pub struct Deployment {
     pub components: BTreeMap<String, Component>,
     /// The `iotCore` section as written, read by the IoT Core bridge.
     pub iot_core: Option<Value>,
+    /// `artifactDir`: artifacts of component C version V are in
+    /// `<artifactDir>/C/V`.
+    pub artifact_dir: Option<PathBuf>,
+    /// `system.awsRegion`, given to components as `AWS_REGION`.
+    pub aws_region: Option<String>,
+    /// `system.rootCaPath`, given to components as `GG_ROOT_CA_PATH`.
+    pub root_ca_path: Option<String>,
     /// The document this came from, for error messages of sections read
     /// elsewhere.
     pub file: PathBuf,
@@ -137,6 +149,9 @@ impl Deployment {
             limits: Limits::default(),
             components: BTreeMap::new(),
             iot_core: None,
+            artifact_dir: None,
+            aws_region: None,
+            root_ca_path: None,
             file: PathBuf::new(),
             warnings: Vec::new(),
         }
@@ -251,19 +266,40 @@ pub fn from_text(
     ctx.warn_unknown(
         top,
         "",
-        &["system", "recipeDir", "broker", "components", "iotCore"],
+        &[
+            "system",
+            "recipeDir",
+            "artifactDir",
+            "broker",
+            "components",
+            "iotCore",
+        ],
     );
 
     let mut system_root = None;
     let mut socket_path = None;
     let mut thing_name = None;
+    let mut aws_region = None;
+    let mut root_ca_path = None;
     if let Some(system) = get(top, "system") {
         let system = ctx.object(system, "system")?;
         ctx.warn_unknown(
             system,
             "system",
-            &["rootPath", "ipcSocketPath", "thingName"],
+            &[
+                "rootPath",
+                "ipcSocketPath",
+                "thingName",
+                "awsRegion",
+                "rootCaPath",
+            ],
         );
+        if let Some(v) = get(system, "awsRegion") {
+            aws_region = Some(ctx.string(v, "system.awsRegion")?);
+        }
+        if let Some(v) = get(system, "rootCaPath") {
+            root_ca_path = Some(ctx.string(v, "system.rootCaPath")?);
+        }
         if let Some(v) = get(system, "rootPath") {
             system_root = Some(base.join(ctx.string(v, "system.rootPath")?));
         }
@@ -283,6 +319,11 @@ pub fn from_text(
         deployment.socket_path = p;
     }
     deployment.thing_name = thing_name;
+    deployment.aws_region = aws_region;
+    deployment.root_ca_path = root_ca_path;
+    if let Some(v) = get(top, "artifactDir") {
+        deployment.artifact_dir = Some(base.join(ctx.string(v, "artifactDir")?));
+    }
 
     if let Some(broker) = get(top, "broker") {
         let broker = ctx.object(broker, "broker")?;
@@ -461,8 +502,10 @@ fn read_component(
             "configurationUpdate",
             "tokenFile",
             "runWith",
+            "lambdaFunction",
         ],
     );
+    let lambda_function = get(entry, "lambdaFunction").cloned();
     let version_key = format!("{key}.componentVersion");
     let version = match get(entry, "componentVersion") {
         Some(v) => ctx.string(v, &version_key)?,
@@ -479,6 +522,9 @@ fn read_component(
                 .unwrap_or_else(|| Value::Object(Map::new()));
             (recipe.clone(), defaults)
         }
+        // A Lambda function declared by its parameters needs no recipe; the
+        // launcher builds its configuration.
+        None if lambda_function.is_some() => (Value::Null, Value::Object(Map::new())),
         None => {
             return Err(ctx.err(
                 &version_key,
@@ -519,6 +565,18 @@ fn read_component(
             merge_into(&mut configuration, merge);
         }
     }
+    let posix_user = match get(entry, "runWith") {
+        Some(run_with) => {
+            let run_key = format!("{key}.runWith");
+            let run_with = ctx.object(run_with, &run_key)?;
+            ctx.warn_unknown(run_with, &run_key, &["posixUser", "systemResourceLimits"]);
+            match get(run_with, "posixUser") {
+                Some(v) => Some(ctx.string(v, &format!("{run_key}.posixUser"))?),
+                None => None,
+            }
+        }
+        None => None,
+    };
     let token_file = match get(entry, "tokenFile") {
         Some(v) => Some(base.join(ctx.string(v, &format!("{key}.tokenFile"))?)),
         None => None,
@@ -529,6 +587,8 @@ fn read_component(
         configuration,
         token_file,
         recipe,
+        posix_user,
+        lambda_function,
     })
 }
 

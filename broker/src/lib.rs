@@ -6,9 +6,13 @@
 
 pub mod config;
 mod connection;
+pub mod lambda;
+pub mod logs;
 pub mod outbound;
 pub mod pubsub;
 pub mod server;
+pub mod states;
+pub mod supervisor;
 pub mod tokens;
 
 use std::collections::HashMap;

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use ggipc_broker::logs::{GreengrassLogLayer, LogConfig};
 use ggipc_broker::server::Server;
+use ggipc_broker::states::ComponentStates;
+use ggipc_broker::supervisor::{LaunchContext, Supervisor};
 use ggipc_broker::{Broker, config};
 
 #[derive(Parser)]
@@ -26,42 +29,28 @@ struct Args {
     threads: usize,
 }
 
-/// The built-in demo: two components allowed to talk on `local/topic`, their
-/// tokens written under `<root>/demo/` so `ggipc` or the SDKs can use them.
+/// The built-in demo: the publisher sample sending to `local/topic` every
+/// 5 s, with the recipe users would deploy, and a subscriber identity whose
+/// token is written under `<root>/demo/` so `ggipc sub` or the SDKs can
+/// watch the traffic.
 const DEMO_DEPLOYMENT: &str = r#"
 recipeDir: recipes
+artifactDir: artifacts
 components:
-  ggipc.demo.Publisher:
+  com.example.Publisher:
     componentVersion: 1.0.0
-    tokenFile: publisher.token
   ggipc.demo.Subscriber:
     componentVersion: 1.0.0
     tokenFile: subscriber.token
 "#;
 
-const DEMO_RECIPES: [(&str, &str); 2] = [
-    (
-        "ggipc.demo.Publisher-1.0.0.yaml",
-        r#"RecipeFormatVersion: '2020-01-25'
-ComponentName: ggipc.demo.Publisher
-ComponentVersion: '1.0.0'
-ComponentDescription: Publishes to local/topic.
-ComponentConfiguration:
-  DefaultConfiguration:
-    accessControl:
-      aws.greengrass.ipc.pubsub:
-        ggipc.demo.Publisher:pubsub:1:
-          policyDescription: Publish to local/topic.
-          operations: ['aws.greengrass#PublishToTopic']
-          resources: ['local/topic']
-"#,
-    ),
-    (
-        "ggipc.demo.Subscriber-1.0.0.yaml",
-        r#"RecipeFormatVersion: '2020-01-25'
+const PUBLISHER_RECIPE: &str =
+    include_str!("../../client/recipes/com.example.Publisher-1.0.0.yaml");
+
+const SUBSCRIBER_RECIPE: &str = r#"RecipeFormatVersion: '2020-01-25'
 ComponentName: ggipc.demo.Subscriber
 ComponentVersion: '1.0.0'
-ComponentDescription: Subscribes to local/topic.
+ComponentDescription: An identity allowed to watch local/topic.
 ComponentConfiguration:
   DefaultConfiguration:
     accessControl:
@@ -70,19 +59,41 @@ ComponentConfiguration:
           policyDescription: Subscribe to local/topic.
           operations: ['aws.greengrass#SubscribeToTopic']
           resources: ['local/topic']
-"#,
-    ),
-];
+"#;
+
+/// The publisher sample is built next to the broker (`cargo run --release`
+/// builds both); the demo links it into its artifact folder.
+const PUBLISHER_BINARY: &str = "ggipc-publisher-sample";
 
 fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
     let dir = root.join("demo");
     let recipes = dir.join("recipes");
     std::fs::create_dir_all(&recipes)
         .map_err(|e| format!("cannot create {}: {e}", recipes.display()))?;
-    for (name, text) in DEMO_RECIPES {
+    for (name, text) in [
+        ("com.example.Publisher-1.0.0.yaml", PUBLISHER_RECIPE),
+        ("ggipc.demo.Subscriber-1.0.0.yaml", SUBSCRIBER_RECIPE),
+    ] {
         std::fs::write(recipes.join(name), text)
             .map_err(|e| format!("cannot write the demo recipe {name}: {e}"))?;
     }
+    let artifacts = dir.join("artifacts/com.example.Publisher/1.0.0");
+    std::fs::create_dir_all(&artifacts)
+        .map_err(|e| format!("cannot create {}: {e}", artifacts.display()))?;
+    let sample = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(PUBLISHER_BINARY)))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "the demo needs {PUBLISHER_BINARY} next to ggipc-broker: build both with \
+                 `cargo build --release` (or run `cargo run --release`)"
+            )
+        })?;
+    let link = artifacts.join(PUBLISHER_BINARY);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&sample, &link)
+        .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
     config::from_text(
         DEMO_DEPLOYMENT,
         Path::new("<built-in demo>"),
@@ -109,7 +120,9 @@ async fn shutdown_signal() {
     }
 }
 
-fn main() -> ExitCode {
+fn init_logging(logs: Option<LogConfig>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // RUST_LOG takes `level` or `target=level,…` directives. The `Targets`
     // filter reads them without a regex engine, which keeps idle RSS down.
     let filter = std::env::var("RUST_LOG")
@@ -118,18 +131,18 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| {
             tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
         });
-    {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-            )
-            .with(filter)
-            .init();
-    }
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(logs.map(GreengrassLogLayer::new))
+        .with(filter)
+        .init();
+}
+
+fn main() -> ExitCode {
     let args = Args::parse();
     let deployment = match &args.deployment {
         Some(file) => config::load(file, args.root.as_deref()).map_err(|e| e.to_string()),
@@ -146,6 +159,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = LogConfig::under(&deployment.root);
+    init_logging(Some(logs.clone()));
     for warning in &deployment.warnings {
         tracing::warn!("{warning}");
     }
@@ -185,12 +200,27 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let supervisor = Arc::new(Supervisor::new(LaunchContext {
+            broker: broker.clone(),
+            states: Arc::new(ComponentStates::default()),
+            logs,
+            socket: server.connect_path().to_path_buf(),
+        }));
         tracing::info!(
             socket = %server.connect_path().display(),
             components,
             "ready"
         );
-        server.run(broker, shutdown_signal()).await;
+        supervisor.start_all();
+        // Components stop first, while IPC still works for their last words;
+        // then connections close and the socket goes.
+        let stopping = supervisor.clone();
+        server
+            .run(broker, async move {
+                shutdown_signal().await;
+                stopping.stop_all().await;
+            })
+            .await;
         ExitCode::SUCCESS
     })
 }

@@ -49,6 +49,10 @@ pub struct ComponentSpec {
     pub name: String,
     /// Its `accessControl` configuration.
     pub access_control: Value,
+    /// More recipe keys (`Manifests`, …), merged over the generated recipe.
+    pub recipe_extra: Value,
+    /// More deployment-entry keys (`runWith`, …).
+    pub entry_extra: Value,
 }
 
 impl ComponentSpec {
@@ -57,7 +61,21 @@ impl ComponentSpec {
         Self {
             name: name.to_owned(),
             access_control,
+            recipe_extra: json!({}),
+            entry_extra: json!({}),
         }
+    }
+
+    /// Adds recipe keys, e.g. `Manifests` with a lifecycle.
+    pub fn with_recipe(mut self, extra: Value) -> Self {
+        self.recipe_extra = extra;
+        self
+    }
+
+    /// Adds deployment-entry keys, e.g. `runWith`.
+    pub fn with_entry(mut self, extra: Value) -> Self {
+        self.entry_extra = extra;
+        self
     }
 
     /// A component allowed every pub/sub operation on every topic.
@@ -106,21 +124,26 @@ impl BrokerProcess {
         std::fs::create_dir_all(&recipes).unwrap();
         let mut entries = serde_json::Map::new();
         for c in components {
-            let recipe = json!({
+            let mut recipe = json!({
                 "RecipeFormatVersion": "2020-01-25",
                 "ComponentName": c.name,
                 "ComponentVersion": "1.0.0",
                 "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": c.access_control}},
             });
+            if let (Some(r), Some(extra)) = (recipe.as_object_mut(), c.recipe_extra.as_object()) {
+                r.extend(extra.clone());
+            }
             std::fs::write(
                 recipes.join(format!("{}-1.0.0.json", c.name)),
                 serde_json::to_vec_pretty(&recipe).unwrap(),
             )
             .unwrap();
-            entries.insert(
-                c.name.clone(),
-                json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)}),
-            );
+            let mut entry =
+                json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)});
+            if let (Some(e), Some(extra)) = (entry.as_object_mut(), c.entry_extra.as_object()) {
+                e.extend(extra.clone());
+            }
+            entries.insert(c.name.clone(), entry);
         }
         let mut system_doc = json!({"rootPath": "root"});
         if let (Some(base), Some(extra)) = (system_doc.as_object_mut(), system.as_object()) {

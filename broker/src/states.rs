@@ -1,0 +1,124 @@
+//! Component lifecycle states (`semantics.md` §5.1), shared by the
+//! supervisor, the Lambda launcher and the lifecycle operations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// The eight states IPC exposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LifecycleState {
+    /// Known, nothing run yet.
+    New,
+    /// `install` succeeded.
+    Installed,
+    /// `startup` is running (or the component has not reported RUNNING).
+    Starting,
+    /// Running.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Failed; may be retried.
+    Errored,
+    /// Failed too often; not retried.
+    Broken,
+    /// Done: `run` exited 0, or the component was stopped.
+    Finished,
+}
+
+impl LifecycleState {
+    /// The wire name (`RUNNING`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "NEW",
+            Self::Installed => "INSTALLED",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Stopping => "STOPPING",
+            Self::Errored => "ERRORED",
+            Self::Broken => "BROKEN",
+            Self::Finished => "FINISHED",
+        }
+    }
+}
+
+impl fmt::Display for LifecycleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Current state and version of every component.
+#[derive(Debug, Default)]
+pub struct ComponentStates {
+    states: Mutex<BTreeMap<String, (LifecycleState, String)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl ComponentStates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (LifecycleState, String)>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `component` at `version` in state NEW.
+    pub fn register(&self, component: &str, version: &str) {
+        self.lock().insert(
+            component.to_owned(),
+            (LifecycleState::New, version.to_owned()),
+        );
+        self.changed.notify_waiters();
+    }
+
+    /// Forgets `component` (removed by a new deployment).
+    pub fn remove(&self, component: &str) {
+        self.lock().remove(component);
+        self.changed.notify_waiters();
+    }
+
+    /// Moves `component` to `state`, logging the change.
+    pub fn set(&self, component: &str, state: LifecycleState) {
+        let mut states = self.lock();
+        if let Some(entry) = states.get_mut(component)
+            && entry.0 != state
+        {
+            tracing::info!(component, from = %entry.0, to = %state, "component state");
+            entry.0 = state;
+        }
+        drop(states);
+        self.changed.notify_waiters();
+    }
+
+    /// The state of `component`, if it is known.
+    pub fn get(&self, component: &str) -> Option<LifecycleState> {
+        self.lock().get(component).map(|e| e.0)
+    }
+
+    /// Every component with its state and version, by name.
+    pub fn all(&self) -> Vec<(String, LifecycleState, String)> {
+        self.lock()
+            .iter()
+            .map(|(n, (s, v))| (n.clone(), *s, v.clone()))
+            .collect()
+    }
+
+    /// Waits until `component` is in one of `wanted` or `timeout` passes;
+    /// returns the state reached.
+    pub async fn wait_for(
+        &self,
+        component: &str,
+        wanted: &[LifecycleState],
+        timeout: std::time::Duration,
+    ) -> Option<LifecycleState> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let state = self.get(component);
+            if state.is_some_and(|s| wanted.contains(&s)) {
+                return state;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.get(component);
+            }
+        }
+    }
+}
