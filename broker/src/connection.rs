@@ -191,7 +191,7 @@ fn authenticate(broker: &Broker, rpc: &RpcMessage) -> Option<Arc<str>> {
         warn!("CONNECT refused: no authToken");
         return None;
     };
-    let component = broker.tokens.lookup(&token);
+    let component = broker.component_of_token(&token);
     if component.is_none() {
         warn!("CONNECT refused: unknown token");
     }
@@ -511,7 +511,7 @@ impl Session {
         let token = ValidateAuthorizationTokenRequest::from_payload(payload)
             .ok()
             .and_then(|r| r.token);
-        match token.filter(|t| self.broker.tokens.lookup(t).is_some()) {
+        match token.filter(|t| self.broker.component_of_token(t).is_some()) {
             Some(_) => self.respond(
                 stream_id,
                 Operation::ValidateAuthorizationToken,

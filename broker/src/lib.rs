@@ -26,27 +26,53 @@ use crate::config::{Deployment, Limits};
 use crate::pubsub::{Delivery, FanOut, LocalListener, LocalMessage, Subscription, Target};
 use crate::tokens::{Token, TokenStore};
 
+/// What a deployment load produces: the document, each component's token
+/// and compiled policies. Replaced whole on SIGHUP.
+#[derive(Debug)]
+struct Loaded {
+    deployment: Arc<Deployment>,
+    tokens: TokenStore,
+    policies: HashMap<Arc<str>, ComponentPolicies>,
+}
+
+/// What a reload changed, for the supervisor.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// Components new in the deployment.
+    pub added: Vec<String>,
+    /// Components no longer in it.
+    pub removed: Vec<String>,
+    /// Components whose version, recipe, configuration or user changed.
+    pub changed: Vec<String>,
+}
+
 /// State shared by all connections.
 #[derive(Debug)]
 pub struct Broker {
-    deployment: Deployment,
-    tokens: TokenStore,
-    policies: HashMap<Arc<str>, ComponentPolicies>,
+    loaded: RwLock<Arc<Loaded>>,
+    /// Limits are read on every operation and fixed for the broker's life:
+    /// a reload does not change them.
+    limits: Limits,
     topics: RwLock<TopicIndex<Subscription>>,
     next_subscription: AtomicU64,
     /// Flips to true when the broker stops; connections then close cleanly.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-impl Broker {
-    /// Builds the broker for `deployment`: issues a token per component,
-    /// writes requested token files and compiles every component's policies.
-    pub fn new(deployment: Deployment) -> std::io::Result<Self> {
+impl Loaded {
+    /// Issues tokens (keeping those of `previous` for components that stay),
+    /// writes token files and compiles policies.
+    fn build(deployment: Deployment, previous: Option<&Self>) -> std::io::Result<Self> {
         let mut tokens = TokenStore::default();
         let mut policies = HashMap::new();
         for (name, component) in &deployment.components {
             let name: Arc<str> = Arc::from(name.as_str());
-            let token = Token::generate()?;
+            // A component that stays keeps its token: its running processes
+            // hold it in SVCUID.
+            let token = match previous.and_then(|p| p.tokens.token_of(&name)) {
+                Some(t) => t.clone(),
+                None => Token::generate()?,
+            };
             if let Some(path) = &component.token_file {
                 token.write_to(path).map_err(|e| {
                     std::io::Error::new(
@@ -69,28 +95,80 @@ impl Broker {
             policies.insert(name, compiled);
         }
         Ok(Self {
-            deployment,
+            deployment: Arc::new(deployment),
             tokens,
             policies,
+        })
+    }
+}
+
+impl Broker {
+    /// Builds the broker for `deployment`: issues a token per component,
+    /// writes requested token files and compiles every component's policies.
+    pub fn new(deployment: Deployment) -> std::io::Result<Self> {
+        let limits = deployment.limits.clone();
+        Ok(Self {
+            loaded: RwLock::new(Arc::new(Loaded::build(deployment, None)?)),
+            limits,
             topics: RwLock::new(TopicIndex::new()),
             next_subscription: AtomicU64::new(1),
             shutdown: tokio::sync::watch::channel(false).0,
         })
     }
 
+    fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the deployment: components that stay keep their tokens, new
+    /// ones get tokens, removed ones lose theirs (their connections can no
+    /// longer be opened), and every policy is recompiled, so live
+    /// connections are checked against the new ones from their next
+    /// operation. Returns what changed, for the supervisor.
+    pub fn reload(&self, deployment: Deployment) -> std::io::Result<ReloadPlan> {
+        let old = self.loaded();
+        let new = Loaded::build(deployment, Some(&old))?;
+        let mut plan = ReloadPlan::default();
+        for (name, component) in &new.deployment.components {
+            match old.deployment.components.get(name) {
+                None => plan.added.push(name.clone()),
+                Some(previous) if previous != component => plan.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        for name in old.deployment.components.keys() {
+            if !new.deployment.components.contains_key(name) {
+                plan.removed.push(name.clone());
+            }
+        }
+        if new.deployment.limits != self.limits {
+            tracing::warn!("broker limits changed in the deployment; they apply at the next start");
+        }
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        Ok(plan)
+    }
+
     /// The deployment in force.
-    pub fn deployment(&self) -> &Deployment {
-        &self.deployment
+    pub fn deployment(&self) -> Arc<Deployment> {
+        self.loaded().deployment.clone()
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
-        &self.deployment.limits
+        &self.limits
     }
 
     /// The token issued to `component`.
-    pub fn token_of(&self, component: &str) -> Option<&Token> {
-        self.tokens.token_of(component)
+    pub fn token_of(&self, component: &str) -> Option<Token> {
+        self.loaded().tokens.token_of(component).cloned()
+    }
+
+    /// The component `token` belongs to.
+    pub fn component_of_token(&self, token: &str) -> Option<Arc<str>> {
+        self.loaded().tokens.lookup(token)
     }
 
     /// Asks every connection to close cleanly.
@@ -105,7 +183,9 @@ impl Broker {
         operation: &str,
         resource: &str,
     ) -> bool {
-        self.policies
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .policies
             .get(component)
             .is_some_and(|p| p.is_authorized(destination, operation, Some(resource)))
     }

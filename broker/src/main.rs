@@ -120,6 +120,51 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP re-reads the deployment: added components start, removed ones
+/// stop, changed ones restart, and policies apply to live connections from
+/// their next operation. A document that does not load is reported and the
+/// running deployment stays.
+async fn reload_on_sighup(
+    file: Option<PathBuf>,
+    root: Option<PathBuf>,
+    broker: Arc<Broker>,
+    supervisor: Arc<Supervisor>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reloading is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let loaded = match &file {
+            Some(f) => config::load(f, root.as_deref()).map_err(|e| e.to_string()),
+            None => demo_deployment(&broker.deployment().root),
+        };
+        let deployment = match loaded {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: deployment not reloaded");
+                continue;
+            }
+        };
+        for warning in &deployment.warnings {
+            tracing::warn!("{warning}");
+        }
+        match broker.reload(deployment) {
+            Ok(plan) => {
+                tracing::info!(
+                    added = ?plan.added,
+                    removed = ?plan.removed,
+                    changed = ?plan.changed,
+                    "SIGHUP: deployment reloaded"
+                );
+                supervisor.apply(&plan).await;
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: deployment not reloaded"),
+        }
+    }
+}
+
 fn init_logging(logs: Option<LogConfig>) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -212,6 +257,12 @@ fn main() -> ExitCode {
             "ready"
         );
         supervisor.start_all();
+        tokio::spawn(reload_on_sighup(
+            args.deployment.clone(),
+            args.root.clone(),
+            broker.clone(),
+            supervisor.clone(),
+        ));
         // Components stop first, while IPC still works for their last words;
         // then connections close and the socket goes.
         let stopping = supervisor.clone();

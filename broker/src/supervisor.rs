@@ -508,6 +508,20 @@ impl Supervisor {
         }
     }
 
+    /// Applies a reload: removed components stop, changed ones restart,
+    /// added ones start.
+    pub async fn apply(self: &Arc<Self>, plan: &crate::ReloadPlan) {
+        for name in plan.removed.iter().chain(&plan.changed) {
+            self.stop(name).await;
+        }
+        for name in &plan.removed {
+            self.ctx.states.remove(name);
+        }
+        for name in plan.changed.iter().chain(&plan.added) {
+            self.start(name);
+        }
+    }
+
     /// Stops every component, in parallel.
     pub async fn stop_all(&self) {
         let all: Vec<Supervised> = std::mem::take(&mut *self.lock()).into_values().collect();

@@ -89,6 +89,61 @@ impl ComponentSpec {
     }
 }
 
+/// Writes recipes and `deployment.json` into `dir`; returns the root path.
+fn write_deployment(
+    dir: &Path,
+    components: &[ComponentSpec],
+    broker_settings: &Value,
+    system: &Value,
+) -> PathBuf {
+    let recipes = dir.join("recipes");
+    std::fs::create_dir_all(&recipes).unwrap();
+    let mut entries = serde_json::Map::new();
+    for c in components {
+        let mut recipe = json!({
+            "RecipeFormatVersion": "2020-01-25",
+            "ComponentName": c.name,
+            "ComponentVersion": "1.0.0",
+            "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": c.access_control}},
+        });
+        if let (Some(r), Some(extra)) = (recipe.as_object_mut(), c.recipe_extra.as_object()) {
+            r.extend(extra.clone());
+        }
+        std::fs::write(
+            recipes.join(format!("{}-1.0.0.json", c.name)),
+            serde_json::to_vec_pretty(&recipe).unwrap(),
+        )
+        .unwrap();
+        let mut entry =
+            json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)});
+        if let (Some(e), Some(extra)) = (entry.as_object_mut(), c.entry_extra.as_object()) {
+            e.extend(extra.clone());
+        }
+        entries.insert(c.name.clone(), entry);
+    }
+    let mut system_doc = json!({"rootPath": "root"});
+    if let (Some(base), Some(extra)) = (system_doc.as_object_mut(), system.as_object()) {
+        base.extend(extra.clone());
+    }
+    let root = dir.join(
+        system_doc["rootPath"]
+            .as_str()
+            .expect("rootPath is a string"),
+    );
+    let deployment = json!({
+        "system": system_doc,
+        "recipeDir": "recipes",
+        "broker": broker_settings,
+        "components": entries,
+    });
+    std::fs::write(
+        dir.join("deployment.json"),
+        serde_json::to_vec_pretty(&deployment).unwrap(),
+    )
+    .unwrap();
+    root
+}
+
 /// A running `ggipc-broker` on a temporary root. Killed when dropped.
 #[derive(Debug)]
 pub struct BrokerProcess {
@@ -120,51 +175,7 @@ impl BrokerProcess {
             .prefix("gg")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let recipes = dir.path().join("recipes");
-        std::fs::create_dir_all(&recipes).unwrap();
-        let mut entries = serde_json::Map::new();
-        for c in components {
-            let mut recipe = json!({
-                "RecipeFormatVersion": "2020-01-25",
-                "ComponentName": c.name,
-                "ComponentVersion": "1.0.0",
-                "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": c.access_control}},
-            });
-            if let (Some(r), Some(extra)) = (recipe.as_object_mut(), c.recipe_extra.as_object()) {
-                r.extend(extra.clone());
-            }
-            std::fs::write(
-                recipes.join(format!("{}-1.0.0.json", c.name)),
-                serde_json::to_vec_pretty(&recipe).unwrap(),
-            )
-            .unwrap();
-            let mut entry =
-                json!({"componentVersion": "1.0.0", "tokenFile": format!("tokens/{}", c.name)});
-            if let (Some(e), Some(extra)) = (entry.as_object_mut(), c.entry_extra.as_object()) {
-                e.extend(extra.clone());
-            }
-            entries.insert(c.name.clone(), entry);
-        }
-        let mut system_doc = json!({"rootPath": "root"});
-        if let (Some(base), Some(extra)) = (system_doc.as_object_mut(), system.as_object()) {
-            base.extend(extra.clone());
-        }
-        let root = dir.path().join(
-            system_doc["rootPath"]
-                .as_str()
-                .expect("rootPath is a string"),
-        );
-        let deployment = json!({
-            "system": system_doc,
-            "recipeDir": "recipes",
-            "broker": broker_settings,
-            "components": entries,
-        });
-        std::fs::write(
-            dir.path().join("deployment.json"),
-            serde_json::to_vec_pretty(&deployment).unwrap(),
-        )
-        .unwrap();
+        let root = write_deployment(dir.path(), components, &broker_settings, &system);
         let names = components.iter().map(|c| c.name.clone()).collect();
         Self::launch(dir, root, names)
     }
@@ -211,6 +222,39 @@ impl BrokerProcess {
         let _ = self.child.wait();
         self.child = Self::spawn(self._dir.path(), &self.log);
         self.after_start();
+    }
+
+    /// Rewrites the deployment with `components` (same system and broker
+    /// settings as before) and sends SIGHUP; returns once the broker logged
+    /// the reload and the new token files are read.
+    pub fn redeploy(&mut self, components: &[ComponentSpec]) {
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(self._dir.path().join("deployment.json")).unwrap(),
+        )
+        .unwrap();
+        let mut system = doc["system"].clone();
+        if let Some(s) = system.as_object_mut() {
+            s.remove("rootPath");
+        }
+        write_deployment(self._dir.path(), components, &doc["broker"], &system);
+        let reloads = self.log_text().matches("deployment reloaded").count();
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_text().matches("deployment reloaded").count() == reloads {
+            assert!(Instant::now() < deadline, "no reload:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.tokens = components
+            .iter()
+            .map(|c| {
+                let path = self._dir.path().join("tokens").join(&c.name);
+                (
+                    c.name.clone(),
+                    std::fs::read_to_string(path).expect("token file"),
+                )
+            })
+            .collect();
     }
 
     /// Starts the broker again after [`terminate`](Self::terminate).

@@ -263,3 +263,60 @@ fn an_identity_without_lifecycle_is_finished_and_can_connect() {
     );
     ggipc_tests::RawConn::connect(&broker.socket, broker.token("com.example.Id"));
 }
+
+#[test]
+fn sighup_adds_removes_and_changes_components_and_live_policies() {
+    let pid = std::process::id();
+    let marker = format!("297\\.{pid}");
+    let pubsub_on = |resources: Value| {
+        json!({"aws.greengrass.ipc.pubsub": {"B:1": {
+            "operations": ["aws.greengrass#PublishToTopic"], "resources": resources
+        }}})
+    };
+    let a = component(
+        "com.example.A",
+        json!({ "run": format!("sleep 297.{pid}") }),
+    );
+    let b = ComponentSpec::new("com.example.B", pubsub_on(json!(["x"])));
+    let mut broker = BrokerProcess::start(&[a, b], json!({}));
+    wait_state(&broker, "com.example.A", "RUNNING", Duration::from_secs(10));
+    let a_token = broker.token("com.example.A").to_owned();
+    let b_token = broker.token("com.example.B").to_owned();
+    let mut b_conn = ggipc_tests::RawConn::connect(&broker.socket, &b_token);
+    let publish = |conn: &mut ggipc_tests::RawConn, topic: &str| {
+        conn.request(
+            "PublishToTopic",
+            &json!({"topic": topic, "publishMessage": {"jsonMessage": {"message": {}}}}),
+        );
+        conn.recv().unwrap().message_type
+    };
+    use ggipc_protocol::rpc::MessageType;
+    assert_eq!(publish(&mut b_conn, "y"), MessageType::ApplicationError);
+
+    let b2 = ComponentSpec::new("com.example.B", pubsub_on(json!(["x", "y"])));
+    let c = component("com.example.C", json!({"run": "echo started-C"}));
+    broker.redeploy(&[b2, c]);
+
+    wait_state(
+        &broker,
+        "com.example.C",
+        "FINISHED",
+        Duration::from_secs(10),
+    );
+    assert!(component_log(&broker, "com.example.C").contains("stdout. started-C"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        marker_processes(&marker).is_empty(),
+        "removed component still runs"
+    );
+    // The live connection is judged by the new policy...
+    assert_eq!(publish(&mut b_conn, "y"), MessageType::ApplicationMessage);
+    // ...B kept its token, and A's no longer opens a connection.
+    assert_eq!(broker.token("com.example.B"), b_token);
+    let mut refused = ggipc_tests::RawConn::open(&broker.socket);
+    refused.send(&ggipc_protocol::rpc::connect(&a_token));
+    assert!(!refused.recv().unwrap().is_accepted_ack());
+}
