@@ -459,6 +459,7 @@ impl Session {
             Operation::PublishToTopic => self.publish(stream_id, payload),
             Operation::SubscribeToTopic => self.subscribe(stream_id, payload),
             Operation::ValidateAuthorizationToken => self.validate_token(stream_id, payload),
+            other if crate::lifecycle::handle(self, other, stream_id, payload) => {}
             other => self.error(
                 stream_id,
                 &IpcError::service(format!(

@@ -7,6 +7,7 @@
 pub mod config;
 mod connection;
 pub mod lambda;
+mod lifecycle;
 pub mod logs;
 pub mod outbound;
 pub mod pubsub;
@@ -57,6 +58,16 @@ pub struct Broker {
     next_subscription: AtomicU64,
     /// Flips to true when the broker stops; connections then close cleanly.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The supervisor's side, for the lifecycle operations; set once at
+    /// start (the supervisor holds the broker, so this side is weak).
+    runtime: std::sync::OnceLock<Runtime>,
+}
+
+/// Component states and the supervisor, as the lifecycle operations see them.
+#[derive(Debug, Clone)]
+pub(crate) struct Runtime {
+    pub(crate) states: Arc<states::ComponentStates>,
+    pub(crate) supervisor: std::sync::Weak<supervisor::Supervisor>,
 }
 
 impl Loaded {
@@ -113,7 +124,21 @@ impl Broker {
             topics: RwLock::new(TopicIndex::new()),
             next_subscription: AtomicU64::new(1),
             shutdown: tokio::sync::watch::channel(false).0,
+            runtime: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Connects the lifecycle operations to the supervisor. Without it they
+    /// answer that no component is known.
+    pub fn attach(&self, supervisor: &Arc<supervisor::Supervisor>) {
+        let _ = self.runtime.set(Runtime {
+            states: supervisor.context().states.clone(),
+            supervisor: Arc::downgrade(supervisor),
+        });
+    }
+
+    pub(crate) fn runtime(&self) -> Option<&Runtime> {
+        self.runtime.get()
     }
 
     fn loaded(&self) -> Arc<Loaded> {

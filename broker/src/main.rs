@@ -256,6 +256,7 @@ fn main() -> ExitCode {
             components,
             "ready"
         );
+        broker.attach(&supervisor);
         supervisor.start_all();
         tokio::spawn(reload_on_sighup(
             args.deployment.clone(),

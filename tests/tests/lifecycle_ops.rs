@@ -1,0 +1,228 @@
+//! Lifecycle operations over IPC: UpdateState from a component about
+//! itself, and ListComponents / GetComponentDetails / RestartComponent /
+//! StopComponent for operators, allowed or denied by `aws.greengrass.Cli`
+//! policies. Driven by the Python SDK and by raw frames.
+
+use std::time::{Duration, Instant};
+
+use ggipc_tests::{BrokerProcess, ComponentSpec, RawConn, json_lines, run_python};
+use serde_json::{Value, json};
+
+fn operator() -> ComponentSpec {
+    ComponentSpec::new(
+        "com.example.Operator",
+        json!({"aws.greengrass.Cli": {"op:1": {
+            "operations": [
+                "aws.greengrass#ListComponents", "aws.greengrass#GetComponentDetails",
+                "aws.greengrass#RestartComponent", "aws.greengrass#StopComponent"
+            ],
+            "resources": ["*"]
+        }}}),
+    )
+}
+
+fn worker() -> ComponentSpec {
+    ComponentSpec::new("com.example.Worker", json!({})).with_recipe(json!({
+        "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": {}, "speed": 3}},
+        "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {"run": "echo run-started; sleep 300"}}]
+    }))
+}
+
+fn starter() -> ComponentSpec {
+    ComponentSpec::new("com.example.Starter", json!({})).with_recipe(json!({
+        "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {"startup": "sleep 300"}}]
+    }))
+}
+
+fn call(conn: &mut RawConn, op: &str, payload: Value) -> (String, Value) {
+    conn.request(op, &payload);
+    let m = conn.recv().expect("answer");
+    assert!(m.terminates());
+    let shape = m.service_model_type.as_ref().unwrap().to_string();
+    (shape, serde_json::from_slice(m.payload()).unwrap())
+}
+
+fn state_of(conn: &mut RawConn, name: &str) -> String {
+    let (_, body) = call(conn, "GetComponentDetails", json!({"componentName": name}));
+    body["componentDetails"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn wait_state(conn: &mut RawConn, name: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while state_of(conn, name) != state {
+        assert!(Instant::now() < deadline, "{name} never {state}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn operators_list_inspect_restart_and_stop_components() {
+    let broker = BrokerProcess::start(
+        &[
+            operator(),
+            worker(),
+            ComponentSpec::new("com.example.NoRights", json!({})),
+        ],
+        json!({}),
+    );
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    wait_state(&mut op, "com.example.Worker", "RUNNING");
+
+    let (shape, body) = call(&mut op, "ListComponents", json!({}));
+    assert_eq!(shape, "aws.greengrass#ListComponentsResponse");
+    let names: Vec<&str> = body["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["componentName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "com.example.NoRights",
+            "com.example.Operator",
+            "com.example.Worker"
+        ]
+    );
+    let worker = &body["components"][2];
+    assert_eq!(worker["version"], "1.0.0");
+    assert_eq!(worker["state"], "RUNNING");
+    assert_eq!(worker["configuration"]["speed"], 3);
+
+    let (shape, body) = call(
+        &mut op,
+        "GetComponentDetails",
+        json!({"componentName": "nope"}),
+    );
+    assert_eq!(shape, "aws.greengrass#ResourceNotFoundError");
+    assert!(body["message"].as_str().unwrap().contains("nope"));
+    let (shape, _) = call(&mut op, "GetComponentDetails", json!({"componentName": ""}));
+    assert_eq!(shape, "aws.greengrass#InvalidArgumentsError");
+
+    let (shape, body) = call(
+        &mut op,
+        "RestartComponent",
+        json!({"componentName": "com.example.Worker"}),
+    );
+    assert_eq!(shape, "aws.greengrass#RestartComponentResponse");
+    assert_eq!(body["restartStatus"], "SUCCEEDED");
+    let log_path = broker.root.join("logs/com.example.Worker.log");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::read_to_string(&log_path)
+        .unwrap()
+        .matches("stdout. run-started")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "worker not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, body) = call(
+        &mut op,
+        "StopComponent",
+        json!({"componentName": "com.example.Worker"}),
+    );
+    assert_eq!(body["stopStatus"], "SUCCEEDED");
+    wait_state(&mut op, "com.example.Worker", "FINISHED");
+    let (shape, _) = call(&mut op, "StopComponent", json!({"componentName": "nope"}));
+    assert_eq!(shape, "aws.greengrass#ResourceNotFoundError");
+
+    // Without a policy: UnauthorizedError naming the operation.
+    let mut none = RawConn::connect(&broker.socket, broker.token("com.example.NoRights"));
+    for (op_name, payload) in [
+        ("ListComponents", json!({})),
+        (
+            "GetComponentDetails",
+            json!({"componentName": "com.example.Worker"}),
+        ),
+        (
+            "RestartComponent",
+            json!({"componentName": "com.example.Worker"}),
+        ),
+        (
+            "StopComponent",
+            json!({"componentName": "com.example.Worker"}),
+        ),
+    ] {
+        let (shape, body) = call(&mut none, op_name, payload);
+        assert_eq!(shape, "aws.greengrass#UnauthorizedError", "{op_name}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("aws.greengrass.Cli:aws.greengrass#{op_name}"))
+        );
+    }
+}
+
+#[test]
+fn the_python_sdk_decodes_the_lifecycle_answers() {
+    let broker = BrokerProcess::start(&[operator(), worker(), starter()], json!({}));
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    wait_state(&mut op, "com.example.Worker", "RUNNING");
+    let out = run_python(
+        &broker,
+        "com.example.Operator",
+        "ipc_scenarios.py",
+        &[
+            "ops",
+            &json!([
+                {"op": "list_components"},
+                {"op": "get_component_details", "args": {"component_name": "com.example.Worker"}},
+                {"op": "restart_component", "args": {"component_name": "com.example.Worker"}},
+                {"op": "get_component_details", "args": {"component_name": "missing"}},
+            ])
+            .to_string(),
+        ],
+    );
+    let r = json_lines(&out);
+    assert_eq!(r[0]["ok"], true, "{r:?}");
+    assert!(
+        r[0]["response"]
+            .as_str()
+            .unwrap()
+            .contains("component_name='com.example.Worker'")
+    );
+    assert!(
+        r[1]["response"]
+            .as_str()
+            .unwrap()
+            .contains("state='RUNNING'"),
+        "{}",
+        r[1]
+    );
+    assert!(
+        r[2]["response"].as_str().unwrap().contains("SUCCEEDED"),
+        "{}",
+        r[2]
+    );
+    assert_eq!(r[3]["error"], "ResourceNotFoundError");
+}
+
+#[test]
+fn update_state_moves_the_caller_only_along_allowed_transitions() {
+    let broker = BrokerProcess::start(&[operator(), starter()], json!({}));
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    wait_state(&mut op, "com.example.Starter", "STARTING");
+    let out = run_python(
+        &broker,
+        "com.example.Starter",
+        "ipc_scenarios.py",
+        &[
+            "ops",
+            &json!([{"op": "update_state", "args": {"state": "RUNNING"}}]).to_string(),
+        ],
+    );
+    assert_eq!(json_lines(&out)[0]["ok"], true);
+    assert_eq!(state_of(&mut op, "com.example.Starter"), "RUNNING");
+    // The operator is FINISHED (nothing to run): RUNNING is not a transition
+    // it may report, so nothing changes, and the call still succeeds.
+    let (shape, _) = call(&mut op, "UpdateState", json!({"state": "RUNNING"}));
+    assert_eq!(shape, "aws.greengrass#UpdateStateResponse");
+    assert_eq!(state_of(&mut op, "com.example.Operator"), "FINISHED");
+    let (shape, _) = call(&mut op, "UpdateState", json!({"state": "BROKEN"}));
+    assert_eq!(shape, "aws.greengrass#InvalidArgumentsError");
+}
