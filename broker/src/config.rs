@@ -131,6 +131,9 @@ pub struct Deployment {
     pub aws_region: Option<String>,
     /// `system.rootCaPath`, given to components as `GG_ROOT_CA_PATH`.
     pub root_ca_path: Option<String>,
+    /// `broker.cliGroup`: a group (name or id) whose members may use the
+    /// operator identity in `<root>/cli_ipc_info/`.
+    pub cli_group: Option<String>,
     /// The document this came from, for error messages of sections read
     /// elsewhere.
     pub file: PathBuf,
@@ -152,6 +155,7 @@ impl Deployment {
             artifact_dir: None,
             aws_region: None,
             root_ca_path: None,
+            cli_group: None,
             file: PathBuf::new(),
             warnings: Vec::new(),
         }
@@ -368,6 +372,7 @@ fn read_broker(
             "outboundQueueBytes",
             "slowSubscriber",
             "socketMode",
+            "cliGroup",
         ],
     );
     let limits = &mut deployment.limits;
@@ -411,6 +416,9 @@ fn read_broker(
                 ));
             }
         };
+    }
+    if let Some(v) = get(broker, "cliGroup") {
+        deployment.cli_group = Some(ctx.string(v, "broker.cliGroup")?);
     }
     if let Some(v) = get(broker, "socketMode") {
         let text = ctx.string(v, "broker.socketMode")?;

@@ -4,6 +4,7 @@
 //! [`Broker`] holds the state every connection shares; [`server`] binds the
 //! socket and accepts; [`connection`] speaks the protocol with one client.
 
+mod cli_identity;
 pub mod config;
 mod connection;
 pub mod lambda;
@@ -34,6 +35,8 @@ struct Loaded {
     deployment: Arc<Deployment>,
     tokens: TokenStore,
     policies: HashMap<Arc<str>, ComponentPolicies>,
+    /// Operator identities and their tokens (see `cli_identity`).
+    cli: Vec<(cli_identity::CliIdentity, String)>,
 }
 
 /// What a reload changed, for the supervisor.
@@ -105,10 +108,24 @@ impl Loaded {
             }
             policies.insert(name, compiled);
         }
+        let mut cli = Vec::new();
+        let (cli_policies, _) =
+            ComponentPolicies::compile(&cli_identity::access_control(), &|_| None);
+        for identity in cli_identity::identities(&deployment) {
+            let principal: Arc<str> = Arc::from(identity.principal.as_str());
+            let token = match previous.and_then(|p| p.tokens.token_of(&principal)) {
+                Some(t) => t.clone(),
+                None => Token::generate()?,
+            };
+            cli.push((identity, token.expose().to_owned()));
+            tokens.insert(token, principal.clone());
+            policies.insert(principal, cli_policies.clone());
+        }
         Ok(Self {
             deployment: Arc::new(deployment),
             tokens,
             policies,
+            cli,
         })
     }
 }
@@ -174,6 +191,13 @@ impl Broker {
         }
         *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         Ok(plan)
+    }
+
+    /// Writes the operator identity files under `<root>/cli_ipc_info/`,
+    /// naming `socket` as the path to connect to.
+    pub fn write_cli_identity(&self, socket: &std::path::Path) -> std::io::Result<()> {
+        let loaded = self.loaded();
+        cli_identity::write_files(&loaded.deployment.root, socket, &loaded.cli)
     }
 
     /// The deployment in force.

@@ -159,6 +159,9 @@ async fn reload_on_sighup(
                     "SIGHUP: deployment reloaded"
                 );
                 supervisor.apply(&plan).await;
+                if let Err(e) = broker.write_cli_identity(&supervisor.context().socket) {
+                    tracing::warn!(error = %e, "cannot write the operator identity");
+                }
             }
             Err(e) => tracing::error!(error = %e, "SIGHUP: deployment not reloaded"),
         }
@@ -257,6 +260,9 @@ fn main() -> ExitCode {
             "ready"
         );
         broker.attach(&supervisor);
+        if let Err(e) = broker.write_cli_identity(server.connect_path()) {
+            tracing::warn!(error = %e, "cannot write the operator identity under cli_ipc_info");
+        }
         supervisor.start_all();
         tokio::spawn(reload_on_sighup(
             args.deployment.clone(),

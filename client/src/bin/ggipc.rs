@@ -33,7 +33,9 @@ use tokio::signal::unix::{SignalKind, signal};
     about = "Greengrass IPC from the command line",
     after_help = "The socket and token come from the environment Greengrass gives a component \
                   (AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT, SVCUID) unless \
-                  --socket and --token-file say otherwise."
+                  --socket and --token-file say otherwise. Outside a component, the operator \
+                  identity the broker writes under <root>/cli_ipc_info/ is used, as \
+                  greengrass-cli does."
 )]
 struct Cli {
     #[command(flatten)]
@@ -50,6 +52,14 @@ struct ConnArgs {
     /// File holding the authentication token [default: the token in $SVCUID].
     #[arg(long, global = true, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// The broker's root, where `cli_ipc_info/` holds the operator identity.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "/greengrass/v2"
+    )]
+    root: PathBuf,
     /// Seconds to wait for the connection and for each answer.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -234,27 +244,65 @@ fn encode(input: &[u8], max: usize, out: &mut impl Write) -> Result<(), String> 
 
 // ===== IPC commands =====
 
+/// The operator identity in `<root>/cli_ipc_info/`: the file for this user,
+/// else one for a group this user is in (`{"cli_auth_token": …,
+/// "domain_socket_path": …}`, as the Greengrass CLI component writes them).
+fn cli_identity(root: &std::path::Path) -> Option<(PathBuf, String)> {
+    let dir = root.join("cli_ipc_info");
+    let uid = rustix::process::geteuid().as_raw();
+    let mut candidates = vec![dir.join(format!("user-{uid}"))];
+    let mut groups = vec![rustix::process::getegid().as_raw()];
+    groups.extend(
+        rustix::process::getgroups()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| g.as_raw()),
+    );
+    candidates.extend(groups.iter().map(|g| dir.join(format!("group-{g}"))));
+    candidates.into_iter().find_map(|path| {
+        let info: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        Some((
+            PathBuf::from(info["domain_socket_path"].as_str()?),
+            info["cli_auth_token"].as_str()?.to_owned(),
+        ))
+    })
+}
+
 fn builder(conn: &ConnArgs) -> Result<ClientBuilder, Failure> {
-    let socket = match &conn.socket {
-        Some(path) => path.clone(),
-        None => std::env::var_os(SOCKET_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                Failure::Usage(format!("no socket: pass --socket or set {SOCKET_ENV}"))
-            })?,
+    let env_socket = std::env::var_os(SOCKET_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let env_token = std::env::var(TOKEN_ENV).ok().filter(|v| !v.is_empty());
+    // Flags first, then the component environment, then the operator file.
+    let operator = if conn.socket.is_none() && env_socket.is_none()
+        || conn.token_file.is_none() && env_token.is_none()
+    {
+        cli_identity(&conn.root)
+    } else {
+        None
     };
+    let socket = conn
+        .socket
+        .clone()
+        .or(env_socket)
+        .or_else(|| operator.as_ref().map(|(s, _)| s.clone()))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "no socket: pass --socket, set {SOCKET_ENV}, or run where {}/cli_ipc_info/ \
+                 names you",
+                conn.root.display()
+            ))
+        })?;
     let builder = ClientBuilder::new(socket);
-    let builder = match &conn.token_file {
-        Some(path) => builder.token_file(path),
-        None => builder.token(
-            std::env::var(TOKEN_ENV)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    Failure::Usage(format!("no token: pass --token-file or set {TOKEN_ENV}"))
-                })?,
-        ),
+    let builder = match (&conn.token_file, env_token, operator) {
+        (Some(path), _, _) => builder.token_file(path),
+        (None, Some(token), _) => builder.token(token),
+        (None, None, Some((_, token))) => builder.token(token),
+        (None, None, None) => {
+            return Err(Failure::Usage(format!(
+                "no token: pass --token-file or set {TOKEN_ENV}"
+            )));
+        }
     };
     let timeout = Duration::from_secs(conn.timeout);
     Ok(builder.connect_timeout(timeout).operation_timeout(timeout))
