@@ -56,6 +56,31 @@ pub enum SlowSubscriber {
     Disconnect,
 }
 
+/// `deploymentPolicies` of a deployment document, as the Greengrass API has
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentPolicies {
+    /// `failureHandlingPolicy: ROLLBACK` (the default) puts the previous
+    /// deployment back when a changed component fails to start.
+    pub rollback: bool,
+    /// `componentUpdatePolicy.action: NOTIFY_COMPONENTS` (the default) tells
+    /// `SubscribeToComponentUpdates` subscribers before and after.
+    pub notify_components: bool,
+    /// `componentUpdatePolicy.timeoutInSeconds`: how long subscribers have
+    /// to answer, and how long changed components have to come up.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for DeploymentPolicies {
+    fn default() -> Self {
+        Self {
+            rollback: true,
+            notify_components: true,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Bounds on what one client may make the broker hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -120,6 +145,8 @@ pub struct Deployment {
     pub socket_mode: u32,
     /// Limits.
     pub limits: Limits,
+    /// How a reload is rolled out.
+    pub policies: DeploymentPolicies,
     /// Components by name.
     pub components: BTreeMap<String, Component>,
     /// The `iotCore` section as written, read by the IoT Core bridge.
@@ -150,6 +177,7 @@ impl Deployment {
             thing_name: None,
             socket_mode: 0o666,
             limits: Limits::default(),
+            policies: DeploymentPolicies::default(),
             components: BTreeMap::new(),
             iot_core: None,
             artifact_dir: None,
@@ -277,6 +305,7 @@ pub fn from_text(
             "broker",
             "components",
             "iotCore",
+            "deploymentPolicies",
         ],
     );
 
@@ -332,6 +361,11 @@ pub fn from_text(
     if let Some(broker) = get(top, "broker") {
         let broker = ctx.object(broker, "broker")?;
         read_broker(&mut ctx, broker, &mut deployment)?;
+    }
+
+    if let Some(policies) = get(top, "deploymentPolicies") {
+        let policies = ctx.object(policies, "deploymentPolicies")?;
+        read_policies(&mut ctx, policies, &mut deployment.policies)?;
     }
 
     let recipes = match get(top, "recipeDir") {
@@ -432,6 +466,60 @@ fn read_broker(
                 )
             })?;
         deployment.socket_mode = mode;
+    }
+    Ok(())
+}
+
+fn read_policies(
+    ctx: &mut Ctx<'_>,
+    map: &Map<String, Value>,
+    out: &mut DeploymentPolicies,
+) -> Result<(), ConfigError> {
+    ctx.warn_unknown(
+        map,
+        "deploymentPolicies",
+        &[
+            "failureHandlingPolicy",
+            "componentUpdatePolicy",
+            "configurationValidationPolicy",
+        ],
+    );
+    if let Some(v) = get(map, "failureHandlingPolicy") {
+        let key = "deploymentPolicies.failureHandlingPolicy";
+        out.rollback = match ctx.string(v, key)?.as_str() {
+            "ROLLBACK" => true,
+            "DO_NOTHING" => false,
+            other => {
+                return Err(ctx.err(
+                    key,
+                    format!("expected ROLLBACK or DO_NOTHING, found {other:?}"),
+                ));
+            }
+        };
+    }
+    if let Some(v) = get(map, "componentUpdatePolicy") {
+        let key = "deploymentPolicies.componentUpdatePolicy";
+        let policy = ctx.object(v, key)?;
+        ctx.warn_unknown(policy, key, &["timeoutInSeconds", "action"]);
+        if let Some(v) = get(policy, "timeoutInSeconds") {
+            out.timeout =
+                std::time::Duration::from_secs(ctx.uint(v, &format!("{key}.timeoutInSeconds"))?);
+        }
+        if let Some(v) = get(policy, "action") {
+            let action_key = format!("{key}.action");
+            out.notify_components = match ctx.string(v, &action_key)?.as_str() {
+                "NOTIFY_COMPONENTS" => true,
+                "SKIP_NOTIFY_COMPONENTS" => false,
+                other => {
+                    return Err(ctx.err(
+                        &action_key,
+                        format!(
+                            "expected NOTIFY_COMPONENTS or SKIP_NOTIFY_COMPONENTS, found {other:?}"
+                        ),
+                    ));
+                }
+            };
+        }
     }
     Ok(())
 }

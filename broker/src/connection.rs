@@ -247,16 +247,12 @@ async fn write_all_vectored(
 }
 
 /// Events for one open stream, usable from any task.
-// The IoT Core bridge and the configuration operations send their events
-// through this; it lands before them so both can build on it.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct StreamSink {
     outbound: Arc<Outbound>,
     stream_id: i32,
 }
 
-#[allow(dead_code)]
 impl StreamSink {
     /// Queues an event of shape `shape` (flags 0) on the stream.
     pub(crate) fn send_event(&self, shape: &'static str, payload: Bytes) -> Pushed {
@@ -265,6 +261,7 @@ impl StreamSink {
     }
 
     /// Queues a modeled error that ends the stream.
+    #[allow(dead_code)]
     pub(crate) fn send_error(&self, error: &IpcError) {
         let _ = self.outbound.push_control(encode(&rpc::modeled_error(
             self.stream_id,
@@ -429,7 +426,6 @@ impl Session {
     }
 
     /// A handle to send events on `stream_id`.
-    #[allow(dead_code)]
     pub(crate) fn stream_sink(&self, stream_id: i32) -> StreamSink {
         StreamSink {
             outbound: self.outbound.clone(),
@@ -460,6 +456,7 @@ impl Session {
             Operation::SubscribeToTopic => self.subscribe(stream_id, payload),
             Operation::ValidateAuthorizationToken => self.validate_token(stream_id, payload),
             other if crate::lifecycle::handle(self, other, stream_id, payload) => {}
+            other if crate::updates::handle(self, other, stream_id, payload) => {}
             other => self.error(
                 stream_id,
                 &IpcError::service(format!(

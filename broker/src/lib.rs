@@ -16,6 +16,7 @@ pub mod server;
 pub mod states;
 pub mod supervisor;
 pub mod tokens;
+pub mod updates;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,13 @@ pub struct ReloadPlan {
     pub changed: Vec<String>,
 }
 
+impl ReloadPlan {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 /// State shared by all connections.
 #[derive(Debug)]
 pub struct Broker {
@@ -64,6 +72,8 @@ pub struct Broker {
     /// The supervisor's side, for the lifecycle operations; set once at
     /// start (the supervisor holds the broker, so this side is weak).
     runtime: std::sync::OnceLock<Runtime>,
+    /// SubscribeToComponentUpdates subscribers and the update under way.
+    component_updates: Arc<updates::ComponentUpdates>,
 }
 
 /// Component states and the supervisor, as the lifecycle operations see them.
@@ -142,6 +152,7 @@ impl Broker {
             next_subscription: AtomicU64::new(1),
             shutdown: tokio::sync::watch::channel(false).0,
             runtime: std::sync::OnceLock::new(),
+            component_updates: Arc::default(),
         })
     }
 
@@ -152,6 +163,11 @@ impl Broker {
             states: supervisor.context().states.clone(),
             supervisor: Arc::downgrade(supervisor),
         });
+    }
+
+    /// Component update subscribers, for a reload to notify.
+    pub fn component_updates(&self) -> &Arc<updates::ComponentUpdates> {
+        &self.component_updates
     }
 
     pub(crate) fn runtime(&self) -> Option<&Runtime> {
@@ -172,20 +188,8 @@ impl Broker {
     /// operation. Returns what changed, for the supervisor.
     pub fn reload(&self, deployment: Deployment) -> std::io::Result<ReloadPlan> {
         let old = self.loaded();
+        let plan = self.plan(&deployment);
         let new = Loaded::build(deployment, Some(&old))?;
-        let mut plan = ReloadPlan::default();
-        for (name, component) in &new.deployment.components {
-            match old.deployment.components.get(name) {
-                None => plan.added.push(name.clone()),
-                Some(previous) if previous != component => plan.changed.push(name.clone()),
-                Some(_) => {}
-            }
-        }
-        for name in old.deployment.components.keys() {
-            if !new.deployment.components.contains_key(name) {
-                plan.removed.push(name.clone());
-            }
-        }
         if new.deployment.limits != self.limits {
             tracing::warn!("broker limits changed in the deployment; they apply at the next start");
         }
@@ -198,6 +202,25 @@ impl Broker {
     pub fn write_cli_identity(&self, socket: &std::path::Path) -> std::io::Result<()> {
         let loaded = self.loaded();
         cli_identity::write_files(&loaded.deployment.root, socket, &loaded.cli)
+    }
+
+    /// What replacing the deployment with `deployment` would change.
+    pub fn plan(&self, deployment: &Deployment) -> ReloadPlan {
+        let old = self.deployment();
+        let mut plan = ReloadPlan::default();
+        for (name, component) in &deployment.components {
+            match old.components.get(name) {
+                None => plan.added.push(name.clone()),
+                Some(previous) if previous != component => plan.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        for name in old.components.keys() {
+            if !deployment.components.contains_key(name) {
+                plan.removed.push(name.clone());
+            }
+        }
+        plan
     }
 
     /// The deployment in force.

@@ -150,21 +150,86 @@ async fn reload_on_sighup(
         for warning in &deployment.warnings {
             tracing::warn!("{warning}");
         }
-        match broker.reload(deployment) {
-            Ok(plan) => {
-                tracing::info!(
-                    added = ?plan.added,
-                    removed = ?plan.removed,
-                    changed = ?plan.changed,
-                    "SIGHUP: deployment reloaded"
-                );
-                supervisor.apply(&plan).await;
-                if let Err(e) = broker.write_cli_identity(&supervisor.context().socket) {
-                    tracing::warn!(error = %e, "cannot write the operator identity");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: deployment not reloaded"),
+        roll_out(&broker, &supervisor, deployment).await;
+        if let Err(e) = broker.write_cli_identity(&supervisor.context().socket) {
+            tracing::warn!(error = %e, "cannot write the operator identity");
         }
+    }
+}
+
+/// How long changed components must stay up before a deployment counts as
+/// successful.
+const ROLLBACK_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Applies a new deployment the way the nucleus does: subscribers of
+/// component updates hear of it first and may defer it; then components
+/// stop, start and restart; with `failureHandlingPolicy: ROLLBACK` a
+/// changed or added component that fails to come up puts the previous
+/// deployment back; subscribers hear when it is done.
+async fn roll_out(
+    broker: &Arc<Broker>,
+    supervisor: &Arc<Supervisor>,
+    deployment: config::Deployment,
+) {
+    static DEPLOYMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = format!(
+        "local-{}",
+        DEPLOYMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let policies = deployment.policies.clone();
+    let previous = (*broker.deployment()).clone();
+    let planned = broker.plan(&deployment);
+    let notify = policies.notify_components && !planned.is_empty();
+    if notify {
+        broker
+            .component_updates()
+            .before_update(&id, policies.timeout)
+            .await;
+    }
+    let plan = match broker.reload(deployment) {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::error!(deployment = %id, error = %e, "SIGHUP: deployment not reloaded");
+            return;
+        }
+    };
+    tracing::info!(
+        deployment = %id,
+        added = ?plan.added,
+        removed = ?plan.removed,
+        changed = ?plan.changed,
+        "SIGHUP: deployment reloaded"
+    );
+    supervisor.apply(&plan).await;
+    if policies.rollback {
+        use ggipc_broker::states::LifecycleState::{Broken, Errored};
+        // A run step counts as RUNNING as soon as it is launched, so health
+        // is judged over a settling window: a component that errors within
+        // it failed to come up.
+        let settle = policies.timeout.min(ROLLBACK_SETTLE);
+        let deadline = tokio::time::Instant::now() + settle;
+        let states = &supervisor.context().states;
+        let mut failed = Vec::new();
+        for name in plan.added.iter().chain(&plan.changed) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let reached = states.wait_for(name, &[Errored, Broken], left).await;
+            if matches!(reached, Some(Errored | Broken)) {
+                failed.push(name.clone());
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(deployment = %id, failed = ?failed, "deployment failed; rolling back");
+            match broker.reload(previous) {
+                Ok(back) => {
+                    supervisor.apply(&back).await;
+                    tracing::info!(deployment = %id, "deployment rolled back");
+                }
+                Err(e) => tracing::error!(deployment = %id, error = %e, "rollback failed"),
+            }
+        }
+    }
+    if notify {
+        broker.component_updates().after_update(&id);
     }
 }
 

@@ -95,6 +95,7 @@ fn write_deployment(
     components: &[ComponentSpec],
     broker_settings: &Value,
     system: &Value,
+    extra: &Value,
 ) -> PathBuf {
     let recipes = dir.join("recipes");
     std::fs::create_dir_all(&recipes).unwrap();
@@ -130,12 +131,15 @@ fn write_deployment(
             .as_str()
             .expect("rootPath is a string"),
     );
-    let deployment = json!({
+    let mut deployment = json!({
         "system": system_doc,
         "recipeDir": "recipes",
         "broker": broker_settings,
         "components": entries,
     });
+    if let (Some(d), Some(extra)) = (deployment.as_object_mut(), extra.as_object()) {
+        d.extend(extra.clone());
+    }
     std::fs::write(
         dir.join("deployment.json"),
         serde_json::to_vec_pretty(&deployment).unwrap(),
@@ -175,7 +179,13 @@ impl BrokerProcess {
             .prefix("gg")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let root = write_deployment(dir.path(), components, &broker_settings, &system);
+        let root = write_deployment(
+            dir.path(),
+            components,
+            &broker_settings,
+            &system,
+            &json!({}),
+        );
         let names = components.iter().map(|c| c.name.clone()).collect();
         Self::launch(dir, root, names)
     }
@@ -228,6 +238,12 @@ impl BrokerProcess {
     /// settings as before) and sends SIGHUP; returns once the broker logged
     /// the reload and the new token files are read.
     pub fn redeploy(&mut self, components: &[ComponentSpec]) {
+        self.redeploy_with(components, json!({}));
+    }
+
+    /// Like [`redeploy`](Self::redeploy), with more top-level keys in the
+    /// document (e.g. `deploymentPolicies`).
+    pub fn redeploy_with(&mut self, components: &[ComponentSpec], extra: Value) {
         let doc: Value = serde_json::from_slice(
             &std::fs::read(self._dir.path().join("deployment.json")).unwrap(),
         )
@@ -236,7 +252,13 @@ impl BrokerProcess {
         if let Some(s) = system.as_object_mut() {
             s.remove("rootPath");
         }
-        write_deployment(self._dir.path(), components, &doc["broker"], &system);
+        write_deployment(
+            self._dir.path(),
+            components,
+            &doc["broker"],
+            &system,
+            &extra,
+        );
         let reloads = self.log_text().matches("deployment reloaded").count();
         let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
