@@ -10,6 +10,7 @@ the Rust tests to check.
     connect
     respond FILTER COUNT [--timeout S]
     watch_close FILTER... [--timeout S]
+    v1_roundtrip FILTER TOPIC   (GreengrassCoreIPCClient, not V2)
 """
 
 import argparse
@@ -184,6 +185,49 @@ def watch_close(args):
           "last_closed_at": max(closed) if closed else None, "now": time.time()})
 
 
+def v1_roundtrip(args):
+    """The first-generation client, GreengrassCoreIPCClient, with its
+    operation objects and stream handler: subscribe, publish JSON and
+    binary to itself, print what arrived."""
+    import awsiot.greengrasscoreipc
+    from awsiot.greengrasscoreipc.client import SubscribeToTopicStreamHandler
+
+    client = awsiot.greengrasscoreipc.connect()
+    received = []
+    both = threading.Event()
+
+    class Handler(SubscribeToTopicStreamHandler):
+        def on_stream_event(self, event):
+            if event.json_message is not None:
+                received.append({"topic": event.json_message.context.topic,
+                                 "json": event.json_message.message})
+            else:
+                received.append({"topic": event.binary_message.context.topic,
+                                 "binary_b64": base64.b64encode(event.binary_message.message).decode()})
+            if len(received) == 2:
+                both.set()
+
+        def on_stream_error(self, error):
+            emit(error_record(error))
+            return True
+
+    request = model.SubscribeToTopicRequest(topic=args.filter,
+                                            receive_mode=model.ReceiveMode.RECEIVE_ALL_MESSAGES)
+    operation = client.new_subscribe_to_topic(Handler())
+    operation.activate(request).result(10)
+    operation.get_response().result(10)
+    for message in (model.PublishMessage(json_message=model.JsonMessage(message={"v": 1})),
+                    model.PublishMessage(binary_message=model.BinaryMessage(message=b"\x00v1"))):
+        publish_op = client.new_publish_to_topic()
+        publish_op.activate(model.PublishToTopicRequest(topic=args.topic, publish_message=message))
+        publish_op.get_response().result(10)
+    both.wait(10)
+    for record in received:
+        emit(record)
+    operation.close().result(10)
+    client.close()
+
+
 def connect(_args):
     try:
         client = GreengrassCoreIPCClientV2()
@@ -212,6 +256,9 @@ def main():
     p = sub.add_parser("ops")
     p.add_argument("spec")
     sub.add_parser("connect")
+    p = sub.add_parser("v1_roundtrip")
+    p.add_argument("filter")
+    p.add_argument("topic")
     p = sub.add_parser("respond")
     p.add_argument("filter")
     p.add_argument("count", type=int)
@@ -221,7 +268,8 @@ def main():
     p.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     {"subscribe": subscribe, "publish": publish, "ops": ops, "connect": connect,
-     "respond": respond, "watch_close": watch_close}[args.command](args)
+     "respond": respond, "watch_close": watch_close,
+     "v1_roundtrip": v1_roundtrip}[args.command](args)
 
 
 if __name__ == "__main__":

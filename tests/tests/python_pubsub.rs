@@ -354,3 +354,21 @@ fn a_client_sending_garbage_does_not_disturb_a_neighbour() {
     assert_eq!(got.last().unwrap()["count"], 20);
     assert_eq!(got.last().unwrap()["in_order"], true);
 }
+
+#[test]
+fn the_first_generation_client_works_too() {
+    let broker = BrokerProcess::start(&[ComponentSpec::pubsub_all("com.example.V1")], json!({}));
+    let lines = json_lines(&run_python(
+        &broker,
+        "com.example.V1",
+        "ipc_scenarios.py",
+        &["v1_roundtrip", "v1/#", "v1/x"],
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            json!({"topic": "v1/x", "json": {"v": 1}}),
+            json!({"topic": "v1/x", "binary_b64": b64(b"\x00v1")}),
+        ]
+    );
+}
