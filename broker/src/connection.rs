@@ -260,6 +260,18 @@ impl StreamSink {
         self.outbound.push_event(event.for_stream(self.stream_id))
     }
 
+    /// Queues `operation`'s response carrying `payload` (ending the stream
+    /// for unary operations), for handlers that answer after the session
+    /// has moved on, e.g. once a file is written.
+    pub(crate) fn respond(&self, operation: Operation, payload: Bytes) {
+        let _ = self.outbound.push_control(encode(&rpc::application_message(
+            self.stream_id,
+            StrBytes::from_static(operation.response_shape()),
+            payload,
+            !operation.is_streaming(),
+        )));
+    }
+
     /// Queues a modeled error that ends the stream.
     #[allow(dead_code)]
     pub(crate) fn send_error(&self, error: &IpcError) {
@@ -456,6 +468,7 @@ impl Session {
             Operation::SubscribeToTopic => self.subscribe(stream_id, payload),
             Operation::ValidateAuthorizationToken => self.validate_token(stream_id, payload),
             other if crate::lifecycle::handle(self, other, stream_id, payload) => {}
+            other if crate::configstore::handle(self, other, stream_id, payload) => {}
             other if crate::updates::handle(self, other, stream_id, payload) => {}
             other => self.error(
                 stream_id,

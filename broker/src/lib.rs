@@ -6,6 +6,7 @@
 
 mod cli_identity;
 pub mod config;
+pub mod configstore;
 mod connection;
 pub mod lambda;
 mod lifecycle;
@@ -72,6 +73,9 @@ pub struct Broker {
     /// The supervisor's side, for the lifecycle operations; set once at
     /// start (the supervisor holds the broker, so this side is weak).
     runtime: std::sync::OnceLock<Runtime>,
+    /// Components' configuration for the configuration operations; apart
+    /// from the deployment so that publishing never touches its lock.
+    config_store: configstore::ConfigStore,
     /// SubscribeToComponentUpdates subscribers and the update under way.
     component_updates: Arc<updates::ComponentUpdates>,
 }
@@ -145,6 +149,7 @@ impl Broker {
     /// writes requested token files and compiles every component's policies.
     pub fn new(deployment: Deployment) -> std::io::Result<Self> {
         let limits = deployment.limits.clone();
+        let config_store = configstore::ConfigStore::open(&deployment);
         Ok(Self {
             loaded: RwLock::new(Arc::new(Loaded::build(deployment, None)?)),
             limits,
@@ -152,6 +157,7 @@ impl Broker {
             next_subscription: AtomicU64::new(1),
             shutdown: tokio::sync::watch::channel(false).0,
             runtime: std::sync::OnceLock::new(),
+            config_store,
             component_updates: Arc::default(),
         })
     }
@@ -168,6 +174,11 @@ impl Broker {
     /// Component update subscribers, for a reload to notify.
     pub fn component_updates(&self) -> &Arc<updates::ComponentUpdates> {
         &self.component_updates
+    }
+
+    /// Components' configuration as the configuration operations see it.
+    pub fn config_store(&self) -> &configstore::ConfigStore {
+        &self.config_store
     }
 
     pub(crate) fn runtime(&self) -> Option<&Runtime> {
@@ -193,6 +204,7 @@ impl Broker {
         if new.deployment.limits != self.limits {
             tracing::warn!("broker limits changed in the deployment; they apply at the next start");
         }
+        self.config_store.reload(&new.deployment);
         *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         Ok(plan)
     }
