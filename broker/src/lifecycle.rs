@@ -111,12 +111,13 @@ fn details(session: &Session, name: &str) -> Option<ComponentDetails> {
     let state = runtime.states.get(name)?;
     let deployment = session.broker.deployment();
     let component = deployment.components.get(name)?;
-    // The reference omits the configuration when there is none.
-    let configuration = component
-        .configuration
-        .as_object()
-        .filter(|c| !c.is_empty())
-        .map(|_| component.configuration.clone());
+    // The live configuration, with updates made over IPC; the reference
+    // omits it when there is none.
+    let configuration = session
+        .broker
+        .config_store()
+        .get(name, &[])
+        .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()));
     Some(ComponentDetails {
         component_name: name.to_owned(),
         version: Some(component.version.clone()),

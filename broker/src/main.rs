@@ -61,8 +61,7 @@ ComponentConfiguration:
           resources: ['local/topic']
 "#;
 
-/// The publisher sample is built next to the broker (`cargo run --release`
-/// builds both); the demo links it into its artifact folder.
+/// The demo links the publisher sample into its artifact folder.
 const PUBLISHER_BINARY: &str = "ggipc-publisher-sample";
 
 fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
@@ -80,16 +79,14 @@ fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
     let artifacts = dir.join("artifacts/com.example.Publisher/1.0.0");
     std::fs::create_dir_all(&artifacts)
         .map_err(|e| format!("cannot create {}: {e}", artifacts.display()))?;
-    let sample = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join(PUBLISHER_BINARY)))
+    // The separately built sample if it is there; otherwise the broker's own
+    // binary, which runs the sample when started under that name.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let sample = exe
+        .parent()
+        .map(|d| d.join(PUBLISHER_BINARY))
         .filter(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "the demo needs {PUBLISHER_BINARY} next to ggipc-broker: build both with \
-                 `cargo build --release` (or run `cargo run --release`)"
-            )
-        })?;
+        .unwrap_or(exe);
     let link = artifacts.join(PUBLISHER_BINARY);
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&sample, &link)
@@ -256,6 +253,11 @@ fn init_logging(logs: Option<LogConfig>) {
 }
 
 fn main() -> ExitCode {
+    // Started through the demo's artifact link: be the publisher sample.
+    let invoked = std::env::args_os().next().map(PathBuf::from);
+    if invoked.as_deref().and_then(Path::file_name) == Some(PUBLISHER_BINARY.as_ref()) {
+        return ggipc_client::publisher_sample::main();
+    }
     let args = Args::parse();
     let deployment = match &args.deployment {
         Some(file) => config::load(file, args.root.as_deref()).map_err(|e| e.to_string()),

@@ -264,8 +264,12 @@ pub fn interpolate(ctx: &LaunchContext, component: &Component, text: &str) -> St
             ),
             ("kernel", "rootPath") => Some(deployment.root.display().to_string()),
             ("iot", "thingName") => deployment.thing_name.clone(),
-            ("configuration", pointer) => target
-                .configuration
+            // The live configuration: updates made over IPC count.
+            ("configuration", pointer) => ctx
+                .broker
+                .config_store()
+                .get(&target.name, &[])
+                .unwrap_or_else(|| target.configuration.clone())
                 .pointer(pointer)
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
             _ => None,

@@ -49,6 +49,7 @@
 //! `ggipc-publisher-sample`, the sample component of
 //! `recipes/com.example.Publisher-1.0.0.yaml`.
 
+pub mod publisher_sample;
 mod client;
 mod config;
 mod connection;
