@@ -226,3 +226,82 @@ fn update_state_moves_the_caller_only_along_allowed_transitions() {
     let (shape, _) = call(&mut op, "UpdateState", json!({"state": "BROKEN"}));
     assert_eq!(shape, "aws.greengrass#InvalidArgumentsError");
 }
+
+#[test]
+fn every_lifecycle_operation_through_the_python_sdk_allowed_and_denied() {
+    let broker = BrokerProcess::start(
+        &[
+            operator(),
+            worker(),
+            ComponentSpec::new("com.example.NoRights", json!({})),
+            ComponentSpec::new("aws.greengrass.StreamManager", json!({})),
+        ],
+        json!({}),
+    );
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    wait_state(&mut op, "com.example.Worker", "RUNNING");
+    let py = |component: &str, spec: Value| {
+        json_lines(&run_python(
+            &broker,
+            component,
+            "ipc_scenarios.py",
+            &["ops", &spec.to_string()],
+        ))
+    };
+
+    let allowed = py(
+        "com.example.Operator",
+        json!([
+            {"op": "subscribe_to_component_updates"},
+            {"op": "defer_component_update", "args": {"deployment_id": "d1", "recheck_after_ms": 0}},
+            {"op": "stop_component", "args": {"component_name": "com.example.Worker"}},
+        ]),
+    );
+    assert_eq!(allowed[0]["ok"], true, "{allowed:?}");
+    // Subscribed (the first call's stream is still open), but no update is
+    // waiting for an answer.
+    assert_eq!(allowed[1]["error"], "ServiceError", "{}", allowed[1]);
+    assert!(
+        allowed[2]["response"]
+            .as_str()
+            .unwrap()
+            .contains("SUCCEEDED"),
+        "{}",
+        allowed[2]
+    );
+    wait_state(&mut op, "com.example.Worker", "FINISHED");
+
+    let denied = py(
+        "com.example.NoRights",
+        json!([
+            {"op": "list_components"},
+            {"op": "get_component_details", "args": {"component_name": "com.example.Worker"}},
+            {"op": "restart_component", "args": {"component_name": "com.example.Worker"}},
+            {"op": "stop_component", "args": {"component_name": "com.example.Worker"}},
+            {"op": "validate_authorization_token", "args": {"token": "x"}},
+            {"op": "defer_component_update", "args": {"deployment_id": "d1"}},
+        ]),
+    );
+    for r in &denied[..5] {
+        assert_eq!(r["error"], "UnauthorizedError", "{r}");
+    }
+    assert_eq!(denied[5]["error"], "InvalidArgumentsError", "{}", denied[5]);
+
+    let sm_token = broker.token("com.example.Worker").to_owned();
+    let sm = py(
+        "aws.greengrass.StreamManager",
+        json!([
+            {"op": "validate_authorization_token", "args": {"token": sm_token}},
+            {"op": "validate_authorization_token", "args": {"token": "nope"}},
+        ]),
+    );
+    assert!(
+        sm[0]["response"]
+            .as_str()
+            .unwrap()
+            .contains("is_valid=True"),
+        "{}",
+        sm[0]
+    );
+    assert_eq!(sm[1]["error"], "InvalidTokenError");
+}
