@@ -49,13 +49,13 @@
 //! `ggipc-publisher-sample`, the sample component of
 //! `recipes/com.example.Publisher-1.0.0.yaml`.
 
-pub mod publisher_sample;
 mod client;
 mod config;
 mod connection;
 mod error;
 mod message;
 mod operations;
+pub mod publisher_sample;
 mod sink;
 mod subscription;
 

@@ -16,8 +16,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use crate::Error;
+use clap::Parser;
 use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 
