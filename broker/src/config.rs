@@ -634,6 +634,18 @@ fn read_component(
             "the recipe's DefaultConfiguration is not a map",
         ));
     }
+    // A Lambda function's parameters become the configuration a device
+    // shows for it, under the deployment's merge; a Lambda recipe carries
+    // that configuration already and gives the launch parameters.
+    let lambda_function = match lambda_function {
+        Some(section) => {
+            let device = crate::lambda::device_configuration(&section)
+                .map_err(|e| ctx.err(&format!("{key}.lambdaFunction"), e))?;
+            merge_into(&mut configuration, device);
+            Some(crate::lambda::resolve_code_path(section, base))
+        }
+        None => crate::lambda::section_from_recipe(&recipe),
+    };
     if let Some(update) = get(entry, "configurationUpdate") {
         let update_key = format!("{key}.configurationUpdate");
         let update = ctx.object(update, &update_key)?;

@@ -148,6 +148,10 @@ fn write_deployment(
     root
 }
 
+/// The file in a broker's temporary folder holding more environment for
+/// its process ([`BrokerProcess::start_with_env`]).
+const BROKER_ENV: &str = "broker-env.json";
+
 /// A running `ggipc-broker` on a temporary root. Killed when dropped.
 #[derive(Debug)]
 pub struct BrokerProcess {
@@ -190,6 +194,36 @@ impl BrokerProcess {
         Self::launch(dir, root, names)
     }
 
+    /// Like [`start`](Self::start), with more environment variables for the
+    /// broker process (`PATH`, `GGIPC_LAMBDA_CGROUPS`, …), kept for
+    /// restarts.
+    pub fn start_with_env(
+        components: &[ComponentSpec],
+        broker_settings: Value,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let root = write_deployment(
+            dir.path(),
+            components,
+            &broker_settings,
+            &json!({}),
+            &json!({}),
+        );
+        let names = components.iter().map(|c| c.name.clone()).collect();
+        // Kept next to the deployment rather than in a field, so every
+        // start reads it; see `spawn`.
+        let env: serde_json::Map<String, Value> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        std::fs::write(dir.path().join(BROKER_ENV), Value::Object(env).to_string()).unwrap();
+        Self::launch(dir, root, names)
+    }
+
     fn launch(dir: tempfile::TempDir, root: PathBuf, components: Vec<String>) -> Self {
         let log = dir.path().join("broker.log");
         let child = Self::spawn(dir.path(), &log);
@@ -206,10 +240,15 @@ impl BrokerProcess {
     }
 
     fn spawn(dir: &Path, log: &Path) -> Child {
+        let env: serde_json::Map<String, Value> = std::fs::read(dir.join(BROKER_ENV))
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default();
         Command::new(workspace_bin("ggipc-broker"))
             .arg("--deployment")
             .arg(dir.join("deployment.json"))
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v.as_str().unwrap_or_default())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
