@@ -1,0 +1,480 @@
+//! Lambda worker processes: on-demand scaling and idle exit, start
+//! failures ending in BROKEN with the reason (`lambda.md` §8 rows 3, 10,
+//! 18), crashes, the memory limit of `GreengrassContainer` (row 22), no
+//! process left after a stop, and events published while the worker starts
+//! (field case BR-25).
+
+mod lambda_common;
+
+use std::time::{Duration, Instant};
+
+use ggipc_tests::BrokerProcess;
+use lambda_common::*;
+use serde_json::{Value, json};
+
+/// Records each event with its worker's pid and id, after `sleep` seconds.
+const RECORDER: &str = r#"import json, os, time
+
+
+def handler(event, context):
+    start = time.time()
+    time.sleep(event.get("sleep", 0))
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"seq": event.get("seq"), "pid": os.getpid(), "start": start,
+                            "end": time.time(),
+                            "worker": os.environ["AWS_GREENGRASS_LAMBDA_WORKER_ID"]}) + "\n")
+"#;
+
+fn pids(records: &[Value]) -> Vec<u64> {
+    let mut pids: Vec<u64> = records.iter().filter_map(|r| r["pid"].as_u64()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+#[test]
+fn on_demand_workers_scale_to_the_maximum_and_exit_when_idle() {
+    let code = Code::new(&[("fn.py", RECORDER)]);
+    let broker = BrokerProcess::start(
+        &[
+            lambda(
+                "com.example.OnDemand",
+                &code,
+                json!({
+                    "eventSources": [{"topic": "od", "type": "PUB_SUB"}],
+                    "pinned": false,
+                    "maxInstancesCount": 3,
+                    "maxIdleTimeInSeconds": 2
+                }),
+            ),
+            publisher(),
+        ],
+        json!({}),
+    );
+    // RUNNING with no worker at all.
+    wait_state(
+        &broker,
+        "com.example.OnDemand",
+        "RUNNING",
+        Duration::from_secs(10),
+    );
+    assert!(code.records().is_empty());
+    assert!(!component_log(&broker, "com.example.OnDemand").contains("lambda-worker-ready"));
+    let mut conn = connect_publisher(&broker);
+    for seq in 0..9 {
+        publish_json(&mut conn, "od", &json!({"seq": seq, "sleep": 0.5}));
+    }
+    let records = code.wait_count(
+        &broker,
+        "com.example.OnDemand",
+        "seq",
+        9,
+        Duration::from_secs(30),
+    );
+    let mut seen: Vec<i64> = records.iter().filter_map(|r| r["seq"].as_i64()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..9).collect::<Vec<_>>());
+    let workers = pids(&records);
+    assert_eq!(workers.len(), 3, "scaled to maxInstancesCount: {records:?}");
+    // Never more than three at once: at any record's start, at most three
+    // invocations are running.
+    for r in &records {
+        let t = r["start"].as_f64().unwrap();
+        let running = records
+            .iter()
+            .filter(|o| o["start"].as_f64().unwrap() <= t && o["end"].as_f64().unwrap() > t)
+            .count();
+        assert!(running <= 3, "{running} at once: {records:?}");
+    }
+    // Instances 1, 2, 3 (pinned functions have instance 0).
+    let mut instances: Vec<String> = records
+        .iter()
+        .map(|r| {
+            r["worker"]
+                .as_str()
+                .unwrap()
+                .split('-')
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    instances.sort();
+    instances.dedup();
+    assert_eq!(instances, ["1", "2", "3"]);
+    // Idle for 2 s: each worker exits.
+    wait_log(
+        &broker,
+        "com.example.OnDemand",
+        "lambda-worker-idle",
+        3,
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "idle workers still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // More work starts a new instance.
+    publish_json(&mut conn, "od", &json!({"seq": 9}));
+    let records = code.wait_count(
+        &broker,
+        "com.example.OnDemand",
+        "seq",
+        10,
+        Duration::from_secs(20),
+    );
+    let last = records.last().unwrap();
+    assert!(!workers.contains(&last["pid"].as_u64().unwrap()));
+    assert!(
+        last["worker"]
+            .as_str()
+            .unwrap()
+            .starts_with("com.example.OnDemand-4-"),
+        "{last}"
+    );
+}
+
+const LOOP_AT_IMPORT: &str = "while True:\n    pass\n";
+const EXIT_AT_IMPORT: &str = "import os, sys\nsys.stderr.write('cannot go on\\n')\nos._exit(3)\n";
+
+#[test]
+fn functions_that_cannot_start_are_broken_with_the_reason() {
+    let ok = Code::new(&[("fn.py", RECORDER)]);
+    let looping = Code::new(&[("fn.py", LOOP_AT_IMPORT)]);
+    let exiting = Code::new(&[("fn.py", EXIT_AT_IMPORT)]);
+    let broker = BrokerProcess::start(
+        &[
+            // Row 10: an import that fails is logged with its traceback.
+            lambda_with(
+                "com.example.NoModule",
+                &ok,
+                json!({}),
+                json!({"handler": "missing_module.handler"}),
+            ),
+            lambda_with(
+                "com.example.NoFunction",
+                &ok,
+                json!({}),
+                json!({"handler": "fn.missing"}),
+            ),
+            // Row 3: a runtime that is not there, or not supported.
+            lambda_with(
+                "com.example.Node",
+                &ok,
+                json!({}),
+                json!({"runtime": "nodejs14.x"}),
+            ),
+            lambda_with(
+                "com.example.NoPython",
+                &ok,
+                json!({}),
+                json!({"interpreter": "/nonexistent/python3"}),
+            ),
+            // Row 18: module code that never ends.
+            lambda(
+                "com.example.Loop",
+                &looping,
+                json!({"statusTimeoutInSeconds": 1}),
+            ),
+            lambda("com.example.Exit", &exiting, json!({})),
+        ],
+        json!({}),
+    );
+    let expectations = [
+        (
+            "com.example.NoModule",
+            "ModuleNotFoundError: No module named 'missing_module'",
+        ),
+        (
+            "com.example.NoFunction",
+            "AttributeError: module 'fn' has no attribute 'missing'",
+        ),
+        ("com.example.Node", "unsupported runtime \"nodejs14.x\""),
+        (
+            "com.example.NoPython",
+            "/nonexistent/python3: executable not found",
+        ),
+        (
+            "com.example.Loop",
+            "the handler was not loaded within statusTimeoutInSeconds (1 s)",
+        ),
+        (
+            "com.example.Exit",
+            "exited before it was ready (exit status: 3); last error output: fn.py:2,cannot go on",
+        ),
+    ];
+    for (component, reason) in expectations {
+        wait_state(&broker, component, "BROKEN", Duration::from_secs(30));
+        let log = component_log(&broker, component);
+        let broken = log
+            .lines()
+            .find(|l| l.contains("service-broken"))
+            .unwrap_or_else(|| panic!("{component}:\n{log}"));
+        assert!(broken.contains(reason), "{component}: {broken}");
+    }
+    // Worker start failures are retried: three attempts, with ERRORED in
+    // between; configuration errors are not.
+    let attempts = |c: &str| {
+        component_log(&broker, c)
+            .matches("lambda-worker-start-failed")
+            .count()
+    };
+    assert_eq!(attempts("com.example.NoModule"), 3);
+    assert_eq!(attempts("com.example.Loop"), 3);
+    assert_eq!(attempts("com.example.Node"), 0);
+    let log = component_log(&broker, "com.example.NoModule");
+    assert!(log.contains("Traceback (most recent call last):"), "{log}");
+    assert!(
+        broker
+            .log_text()
+            .contains("component=\"com.example.NoModule\" from=STARTING to=ERRORED")
+    );
+}
+
+const CRASHER: &str = r#"import json, os
+
+
+def handler(event, context):
+    if event.get("crash"):
+        os._exit(5)
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"seq": event["seq"], "pid": os.getpid()}) + "\n")
+"#;
+
+#[test]
+fn a_worker_that_dies_in_its_handler_is_replaced_and_the_next_event_handled() {
+    let code = Code::new(&[("fn.py", CRASHER)]);
+    let broker = BrokerProcess::start(
+        &[
+            lambda(
+                "com.example.Crash",
+                &code,
+                json!({"eventSources": [{"topic": "c", "type": "PUB_SUB"}]}),
+            ),
+            publisher(),
+        ],
+        json!({}),
+    );
+    let mut conn = connect_publisher(&broker);
+    publish_json(&mut conn, "c", &json!({"seq": 1}));
+    publish_json(&mut conn, "c", &json!({"crash": true}));
+    publish_json(&mut conn, "c", &json!({"seq": 2}));
+    let records = code.wait_count(
+        &broker,
+        "com.example.Crash",
+        "seq",
+        2,
+        Duration::from_secs(20),
+    );
+    assert_ne!(records[0]["pid"], records[1]["pid"], "a new worker");
+    let log = component_log(&broker, "com.example.Crash");
+    let died = log
+        .lines()
+        .find(|l| l.contains("lambda-worker-died"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(died.contains("exit status: 5"), "{died}");
+    assert!(died.contains("topic=c"), "{died}");
+    wait_state(&broker, "com.example.Crash", "RUNNING", Duration::ZERO);
+    assert!(!broker.log_text().contains("to=ERRORED"));
+}
+
+const HOG: &str = r#"import json, os
+
+
+def handler(event, context):
+    if event.get("mb"):
+        hog = bytearray(event["mb"] * 1024 * 1024)
+        hog[-1] = 1
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"seq": event["seq"], "pid": os.getpid()}) + "\n")
+"#;
+
+/// Runs a 128 MB `GreengrassContainer` function that allocates 512 MB in
+/// a broker with `env`; returns the broker and the function's code.
+fn memory_hog(env: &[(&str, &str)]) -> (BrokerProcess, Code) {
+    let code = Code::new(&[("fn.py", HOG)]);
+    let broker = BrokerProcess::start_with_env(
+        &[
+            lambda(
+                "com.example.Hog",
+                &code,
+                json!({
+                    "eventSources": [{"topic": "hog", "type": "PUB_SUB"}],
+                    "timeoutInSeconds": 10,
+                    "linuxProcessParams": {
+                        "isolationMode": "GreengrassContainer",
+                        "containerParams": {"memorySizeInKB": 131072}
+                    }
+                }),
+            ),
+            publisher(),
+        ],
+        json!({}),
+        env,
+    );
+    let mut conn = connect_publisher(&broker);
+    publish_json(&mut conn, "hog", &json!({"seq": 1, "mb": 16}));
+    publish_json(&mut conn, "hog", &json!({"seq": 2, "mb": 512}));
+    publish_json(&mut conn, "hog", &json!({"seq": 3}));
+    code.wait_count(
+        &broker,
+        "com.example.Hog",
+        "seq",
+        2,
+        Duration::from_secs(30),
+    );
+    (broker, code)
+}
+
+#[test]
+fn the_memory_limit_is_applied_and_its_method_said() {
+    let (broker, code) = memory_hog(&[]);
+    let records = code.records();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 3],
+        "the 512 MB event fails, the next is handled"
+    );
+    let log = component_log(&broker, "com.example.Hog");
+    let method = log
+        .lines()
+        .find(|l| l.contains("lambda-memory"))
+        .unwrap_or_else(|| panic!("{log}"));
+    if method.contains("cgroup") {
+        // The kernel kills the worker; a new one takes the next event.
+        assert!(
+            method.contains("memory limit 131072 KB applied through cgroup v"),
+            "{method}"
+        );
+        assert_ne!(records[0]["pid"], records[1]["pid"]);
+        assert!(
+            log.contains("it exceeded its memory limit of 131072 KB"),
+            "{log}"
+        );
+    } else {
+        assert!(method.contains("RLIMIT_AS"), "{method}");
+        assert!(log.contains("the handler raised MemoryError"), "{log}");
+    }
+}
+
+#[test]
+fn without_cgroups_the_limit_is_rlimit_as() {
+    let (broker, code) = memory_hog(&[("GGIPC_LAMBDA_CGROUPS", "off")]);
+    let records = code.records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["pid"], records[1]["pid"], "the worker lives on");
+    let log = component_log(&broker, "com.example.Hog");
+    assert!(
+        log.contains("memory limit 131072 KB applied as RLIMIT_AS (address space): cgroups are turned off by GGIPC_LAMBDA_CGROUPS"),
+        "{log}"
+    );
+    assert!(log.contains("the handler raised MemoryError"), "{log}");
+}
+
+/// Records its pid and starts a grandchild in its process group, which
+/// must go with it.
+const SPAWNER: &str = r#"import json, os, subprocess
+
+
+def handler(event, context):
+    child = subprocess.Popen(["sleep", "1000"])
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"pid": os.getpid(), "child": child.pid}) + "\n")
+"#;
+
+#[test]
+fn stopping_the_broker_leaves_no_worker_nor_its_children() {
+    let pinned = Code::new(&[("fn.py", SPAWNER)]);
+    let on_demand = Code::new(&[("fn.py", SPAWNER)]);
+    let mut broker = BrokerProcess::start(
+        &[
+            lambda(
+                "com.example.Pinned",
+                &pinned,
+                json!({"eventSources": [{"topic": "s", "type": "PUB_SUB"}]}),
+            ),
+            lambda(
+                "com.example.Demand",
+                &on_demand,
+                json!({"eventSources": [{"topic": "s", "type": "PUB_SUB"}], "pinned": false}),
+            ),
+            publisher(),
+        ],
+        json!({}),
+    );
+    let mut conn = connect_publisher(&broker);
+    publish_json(&mut conn, "s", &json!({}));
+    let mut processes = Vec::new();
+    for (code, component) in [
+        (&pinned, "com.example.Pinned"),
+        (&on_demand, "com.example.Demand"),
+    ] {
+        let r = &code.wait_count(&broker, component, "pid", 1, Duration::from_secs(20))[0];
+        processes.push(r["pid"].as_u64().unwrap());
+        processes.push(r["child"].as_u64().unwrap());
+    }
+    assert!(processes.iter().all(|p| alive(*p)));
+    let started = Instant::now();
+    assert!(broker.terminate().success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let alive_now: Vec<u64> = processes.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(alive_now.is_empty(), "left behind: {alive_now:?}");
+    wait_state(&broker, "com.example.Pinned", "FINISHED", Duration::ZERO);
+    wait_state(&broker, "com.example.Demand", "FINISHED", Duration::ZERO);
+}
+
+/// Takes 1.5 s to import, as a function with heavy dependencies would.
+const SLOW_START: &str = r#"import json, os, time
+
+time.sleep(1.5)
+
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"seq": event["seq"]}) + "\n")
+"#;
+
+/// BR-25: the function has no dependency on the cloud, and what is
+/// published while its worker still starts waits for it.
+#[test]
+fn events_published_while_the_worker_starts_are_all_handled_in_order() {
+    let code = Code::new(&[("fn.py", SLOW_START)]);
+    let broker = BrokerProcess::start(
+        &[
+            lambda(
+                "com.example.Offline",
+                &code,
+                json!({
+                    "eventSources": [
+                        {"topic": "local/evt", "type": "PUB_SUB"},
+                        {"topic": "cloud/evt", "type": "IOT_CORE"}
+                    ]
+                }),
+            ),
+            publisher(),
+        ],
+        json!({}),
+    );
+    let mut conn = connect_publisher(&broker);
+    for seq in 0..20 {
+        publish_json(&mut conn, "local/evt", &json!({"seq": seq}));
+    }
+    assert!(
+        !component_log(&broker, "com.example.Offline").contains("lambda-worker-ready"),
+        "the events were meant to arrive before the worker is ready"
+    );
+    let records = code.wait_count(
+        &broker,
+        "com.example.Offline",
+        "seq",
+        20,
+        Duration::from_secs(20),
+    );
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    wait_state(&broker, "com.example.Offline", "RUNNING", Duration::ZERO);
+}
