@@ -182,11 +182,16 @@ impl Client {
     /// # }
     /// ```
     pub async fn call<R: UnaryRequest>(&self, request: &R) -> Result<R::Response, Error> {
+        self.call_payload::<R>(request.to_payload()).await
+    }
+
+    /// Runs the unary operation of `R` with a payload already serialized.
+    async fn call_payload<R: UnaryRequest>(&self, payload: Bytes) -> Result<R::Response, Error> {
         let conn = self.inner.connection();
         let rpc = conn
             .call(
                 R::OPERATION,
-                request.to_payload(),
+                payload,
                 None,
                 self.inner.config.operation_timeout,
             )
@@ -251,6 +256,11 @@ impl Client {
 
     /// Publishes `message` as a JSON message to `topic`.
     ///
+    /// `message` is written straight into the request, so the members of a
+    /// struct reach the wire in the order they are declared, as those of a
+    /// dict do from the Python SDK. (A `serde_json::Value` holds its members
+    /// sorted by name, and sends them so.)
+    ///
     /// ```no_run
     /// # async fn demo(client: ggipc_client::Client) -> Result<(), ggipc_client::Error> {
     /// #[derive(serde::Serialize)]
@@ -265,15 +275,10 @@ impl Client {
         topic: &str,
         message: &T,
     ) -> Result<(), Error> {
-        let value = serde_json::to_value(message).map_err(Error::Serialize)?;
-        let request = PublishToTopicRequest {
-            topic: Some(topic.to_owned()),
-            publish_message: Some(PublishMessage::from(JsonMessage {
-                message: Some(value),
-                context: None,
-            })),
-        };
-        self.call(&request).await.map(drop)
+        let payload = json_publish_payload(topic, message)?;
+        self.call_payload::<PublishToTopicRequest>(payload)
+            .await
+            .map(drop)
     }
 
     /// Publishes `message` as a binary message to `topic`.
@@ -417,6 +422,38 @@ impl Client {
     }
 }
 
+/// The payload of a PublishToTopic request with a JSON message, serialized
+/// from `message` without a detour through `serde_json::Value`, which would
+/// sort the members of every object in it. The same JSON as
+/// [`PublishToTopicRequest`] writes, member for member.
+fn json_publish_payload<T: Serialize + ?Sized>(topic: &str, message: &T) -> Result<Bytes, Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Request<'a, T: ?Sized> {
+        topic: &'a str,
+        publish_message: Union<'a, T>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Union<'a, T: ?Sized> {
+        json_message: Body<'a, T>,
+    }
+    #[derive(Serialize)]
+    struct Body<'a, T: ?Sized> {
+        message: &'a T,
+    }
+
+    let request = Request {
+        topic,
+        publish_message: Union {
+            json_message: Body { message },
+        },
+    };
+    serde_json::to_vec(&request)
+        .map(Bytes::from)
+        .map_err(Error::Serialize)
+}
+
 // ===== reconnection =====
 
 /// Waits for the connection to drop and reconnects, or for the server to
@@ -544,4 +581,48 @@ async fn reopen(client: &Weak<ClientInner>, conn: &Arc<Connection>) {
         }
     });
     futures_util::future::join_all(attempts).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_json_publish_is_the_model_request_with_members_in_declared_order() {
+        let message = json!({"b": [1, 2.5, null], "a": {"é": true}});
+        let model = PublishToTopicRequest {
+            topic: Some("a/b".into()),
+            publish_message: Some(PublishMessage::from(JsonMessage {
+                message: Some(message.clone()),
+                context: None,
+            })),
+        };
+        assert_eq!(
+            json_publish_payload("a/b", &message).unwrap(),
+            model.to_payload()
+        );
+
+        #[derive(Serialize)]
+        struct Reading {
+            zeta: u8,
+            alpha: u8,
+        }
+        assert_eq!(
+            json_publish_payload("t", &Reading { zeta: 1, alpha: 2 })
+                .unwrap()
+                .as_ref(),
+            br#"{"topic":"t","publishMessage":{"jsonMessage":{"message":{"zeta":1,"alpha":2}}}}"#
+        );
+    }
+
+    #[test]
+    fn a_message_json_cannot_hold_is_a_serialize_error() {
+        let keys = std::collections::BTreeMap::from([((1, 2), 3)]);
+        assert!(matches!(
+            json_publish_payload("t", &keys),
+            Err(Error::Serialize(_))
+        ));
+    }
 }
