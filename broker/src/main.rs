@@ -30,18 +30,50 @@ struct Args {
 }
 
 /// The built-in demo: the publisher sample sending to `local/topic` every
-/// 5 s, with the recipe users would deploy, and a subscriber identity whose
-/// token is written under `<root>/demo/` so `ggipc sub` or the SDKs can
-/// watch the traffic.
-const DEMO_DEPLOYMENT: &str = r#"
+/// 5 s, with the recipe users would deploy; a Python Lambda function
+/// subscribed to that topic that logs each event, with the parameters of
+/// the Greengrass CDK example; and a subscriber identity whose token is
+/// written under `<root>/demo/` so `ggipc sub` or the SDKs can watch the
+/// traffic. The document is written to `<root>/demo/deployment.yaml`, a
+/// starting point for one's own.
+const DEMO_DEPLOYMENT: &str = r#"# The built-in demo deployment of ggipc-broker, written at each start.
 recipeDir: recipes
 artifactDir: artifacts
 components:
   com.example.Publisher:
     componentVersion: 1.0.0
+  com.example.lambda:
+    componentVersion: 1.0.0
+    lambdaFunction:
+      handler: lambda_function.lambda_handler
+      runtime: python3.11
+      codePath: lambda
+      componentLambdaParameters:
+        eventSources:
+          - topic: local/topic
+            type: PUB_SUB
+        inputPayloadEncodingType: json
+        pinned: true
+        maxQueueSize: 1000
+        maxInstancesCount: 100
+        maxIdleTimeInSeconds: 60
+        timeoutInSeconds: 3
+        statusTimeoutInSeconds: 60
+        linuxProcessParams:
+          isolationMode: NoContainer
+          containerParams:
+            memorySizeInKB: 16384
   ggipc.demo.Subscriber:
     componentVersion: 1.0.0
     tokenFile: subscriber.token
+"#;
+
+/// The demo's Lambda handler.
+const DEMO_LAMBDA: &str = r#"import json
+
+
+def lambda_handler(event, context):
+    print("Event : ", json.dumps(event))
 "#;
 
 const PUBLISHER_RECIPE: &str =
@@ -91,13 +123,15 @@ fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&sample, &link)
         .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
-    config::from_text(
-        DEMO_DEPLOYMENT,
-        Path::new("<built-in demo>"),
-        &dir,
-        Some(root),
-    )
-    .map_err(|e| e.to_string())
+    let lambda = dir.join("lambda");
+    std::fs::create_dir_all(&lambda)
+        .map_err(|e| format!("cannot create {}: {e}", lambda.display()))?;
+    std::fs::write(lambda.join("lambda_function.py"), DEMO_LAMBDA)
+        .map_err(|e| format!("cannot write the demo Lambda: {e}"))?;
+    let file = dir.join("deployment.yaml");
+    std::fs::write(&file, DEMO_DEPLOYMENT)
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    config::load(&file, Some(root)).map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

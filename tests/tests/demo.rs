@@ -1,0 +1,55 @@
+//! The main job: `ggipc-broker` with no deployment runs the built-in demo.
+//! The publisher sample publishes to `local/topic`, the Python Lambda
+//! function logs each event, and a stop leaves no process behind.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ggipc_tests::workspace_bin;
+
+#[test]
+fn the_demo_lambda_logs_the_publishers_messages_and_stops_cleanly() {
+    let dir = tempfile::Builder::new()
+        .prefix("ggdemo")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = dir.path().join("root");
+    let mut broker = Command::new(workspace_bin("ggipc-broker"))
+        .arg("--root")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lambda_log = root.join("logs/com.example.lambda.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wanted = r#"lambda_function.py:5,{"key1": "value1", "key2": "value2", "key3": "value3"}. {serviceInstance=0, serviceName=com.example.lambda, currentState=RUNNING}"#;
+    loop {
+        let log = std::fs::read_to_string(&lambda_log).unwrap_or_default();
+        if log.contains(wanted) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = broker.kill();
+            panic!("no event logged by the demo Lambda:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(root.join("demo/deployment.yaml").exists());
+    assert!(root.join("demo/subscriber.token").exists());
+
+    let pid = rustix::process::Pid::from_raw(broker.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(broker.wait().unwrap().success());
+    // Nothing started from this root survives the broker.
+    let out = Command::new("pgrep")
+        .args(["-f", &root.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!root.join("ipc.socket").exists());
+}
