@@ -321,41 +321,119 @@ fn socket_and_token_can_come_from_flags() {
     );
 }
 
-/// `component` prints what greengrass-cli prints once the server answers;
-/// a server without the operation gives the typed error and status 1.
+/// Waits until `component`'s log shows its `run` script started `times`
+/// times (it echoes `run-started`).
+fn wait_started(broker: &BrokerProcess, component: &str, times: usize) {
+    let log = broker.root.join("logs").join(format!("{component}.log"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("run-started")
+        .count()
+        < times
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{component} not started {times} times"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `component` prints what greengrass-cli prints (`semantics.md` §5.6);
+/// refusals print the error's type and message and exit 1.
 #[test]
-fn component_commands_print_like_greengrass_cli_or_report_the_error() {
-    let broker = broker();
-    let cases: &[&[&str]] = &[
-        &["component", "list"],
-        &["component", "details", "-n", "com.example.Pub"],
-        &["component", "restart", "-n", "com.example.Pub"],
-        &["component", "stop", "--names", "com.example.Pub"],
-    ];
-    for args in cases {
-        let out = ggipc(&broker, "com.example.Pub", args);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        match out.status.code() {
-            Some(0) => match args[1] {
-                "list" => assert!(
-                    stdout.starts_with("Components currently running in Greengrass:\n"),
-                    "{stdout}"
-                ),
-                "details" => assert!(
-                    stdout.starts_with("Component Name: com.example.Pub\n    Version: "),
-                    "{stdout}"
-                ),
-                _ => assert!(stdout.is_empty(), "{stdout}"),
-            },
-            Some(1) => {
-                assert!(stdout.is_empty(), "{args:?}: {stdout}");
-                assert!(
-                    stderr.starts_with("ggipc: ServiceError: ")
-                        || stderr.starts_with("ggipc: UnauthorizedError: "),
-                    "{args:?}: {stderr}"
-                );
+fn component_commands_print_like_greengrass_cli_and_report_errors() {
+    let operator = ComponentSpec::new(
+        "com.example.Operator",
+        json!({"aws.greengrass.Cli": {"op:1": {"operations": ["*"], "resources": ["*"]}}}),
+    );
+    let worker = ComponentSpec::new("com.example.Worker", json!({})).with_recipe(json!({
+        "ComponentConfiguration": {"DefaultConfiguration": {"accessControl": {}, "speed": 3}},
+        "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {"run": "echo run-started; sleep 300"}}]
+    }));
+    let broker = BrokerProcess::start(
+        &[
+            operator,
+            worker,
+            ComponentSpec::pubsub_all("com.example.Pub"),
+        ],
+        json!({}),
+    );
+    let run = |args: &[&str]| {
+        let out = ggipc(&broker, "com.example.Operator", args);
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let worker_block = |state: &str| {
+        "Component Name: com.example.Worker\n    Version: 1.0.0\n    State: ".to_owned()
+            + state
+            + "\n    Configuration: {\"accessControl\":{},\"speed\":3}\n"
+    };
+    let wait_for = |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, stdout, stderr) = run(&["component", "details", "-n", "com.example.Worker"]);
+            assert_eq!(code, Some(0), "{stderr}");
+            if stdout == worker_block(state) {
+                return;
             }
-            other => panic!("{args:?}: exit {other:?}: {stderr}"),
+            assert!(Instant::now() < deadline, "never {state}: {stdout}");
+            std::thread::sleep(Duration::from_millis(50));
         }
+    };
+    wait_for("RUNNING");
+
+    let (code, stdout, stderr) = run(&["component", "list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let blocks: Vec<&str> = stdout
+        .strip_prefix("Components currently running in Greengrass:\n")
+        .expect("the heading first")
+        .split_inclusive("\n")
+        .collect();
+    assert_eq!(blocks.len(), 12, "four lines for each of three: {stdout}");
+    assert_eq!(blocks[0], "Component Name: com.example.Operator\n");
+    assert_eq!(blocks[4], "Component Name: com.example.Pub\n");
+    assert_eq!(blocks[8..].concat(), worker_block("RUNNING"));
+
+    for action in ["restart", "stop"] {
+        let (code, stdout, stderr) = run(&["component", action, "-n", "com.example.Worker"]);
+        assert_eq!((code, stdout.as_str()), (Some(0), ""), "{action}: {stderr}");
+        if action == "restart" {
+            // The answer means "accepted": wait for the new process.
+            wait_started(&broker, "com.example.Worker", 2);
+        }
+    }
+    wait_for("FINISHED");
+
+    let (code, stdout, stderr) = run(&["component", "details", "-n", "com.example.Missing"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert_eq!(
+        stderr,
+        "ggipc: ResourceNotFoundError: Component com.example.Missing not found\n"
+    );
+    let (code, stdout, stderr) = run(&["component", "restart", "--names", "com.example.Missing"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert!(
+        stderr.starts_with("ggipc: ResourceNotFoundError: "),
+        "{stderr}"
+    );
+
+    // A component without an aws.greengrass.Cli policy is refused.
+    for args in [
+        &["component", "list"][..],
+        &["component", "details", "-n", "com.example.Worker"],
+        &["component", "restart", "-n", "com.example.Worker"],
+        &["component", "stop", "--names", "com.example.Worker"],
+    ] {
+        let out = ggipc(&broker, "com.example.Pub", args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(
+                "ggipc: UnauthorizedError: Principal com.example.Pub is not authorized"
+            ),
+            "{args:?}: {stderr}"
+        );
     }
 }
