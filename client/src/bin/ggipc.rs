@@ -23,6 +23,7 @@ use ggipc_protocol::model::{
     RestartComponentRequest, StopComponentRequest, SubscribeToTopicRequest,
 };
 use ggipc_protocol::{FrameCodec, Limits};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -122,7 +123,7 @@ enum Command {
 struct Body {
     /// Publish this JSON as a JSON message.
     #[arg(long, value_name = "TEXT", value_parser = parse_json)]
-    json: Option<Value>,
+    json: Option<Box<RawValue>>,
     /// Publish this text as a binary message (UTF-8), as `greengrass-cli pubsub pub` does.
     #[arg(long, short = 'm', value_name = "TEXT")]
     message: Option<String>,
@@ -163,7 +164,9 @@ enum ComponentAction {
     },
 }
 
-fn parse_json(text: &str) -> Result<Value, String> {
+/// Checks the text is JSON and keeps it as typed, so that object members
+/// go out in the order given (a `Value` would sort them).
+fn parse_json(text: &str) -> Result<Box<RawValue>, String> {
     serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
 }
 
@@ -591,6 +594,13 @@ mod tests {
     use ggipc_protocol::model::LifecycleState;
 
     use super::*;
+
+    #[test]
+    fn json_to_publish_keeps_its_member_order() {
+        let json = parse_json(" {\"b\": 1, \"a\": {\"z\": 2, \"y\": 3}} ").unwrap();
+        assert_eq!(json.get(), "{\"b\": 1, \"a\": {\"z\": 2, \"y\": 3}}");
+        assert!(parse_json("{\"a\": ").is_err());
+    }
 
     #[test]
     fn names_split_like_greengrass_cli() {
