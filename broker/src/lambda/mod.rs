@@ -523,6 +523,15 @@ async fn launch(
         .ok_or_else(|| "the component has no lambdaFunction section".to_owned())?;
     let function = Function::from_section(section)?;
     let params = Params::from_configuration(&component.configuration)?;
+    for key in params::unknown_keys(section) {
+        log.write(
+            "WARN",
+            "lambda",
+            "lambda-config",
+            &format!("lambdaFunction.{key}: unknown key, ignored"),
+            &[("serviceName", name)],
+        );
+    }
     for warning in &params.warnings {
         log.write(
             "WARN",

@@ -631,6 +631,76 @@ impl Function {
     }
 }
 
+/// Keys of a `lambdaFunction` section that mean nothing here, for a
+/// warning: a misspelt parameter would otherwise take its default quietly.
+pub(crate) fn unknown_keys(section: &Value) -> Vec<String> {
+    const TOP: &[&str] = &[
+        "handler",
+        "runtime",
+        "codePath",
+        "lambdaArn",
+        "interpreter",
+        "componentLambdaParameters",
+        // Read by the cloud, not by a device.
+        "componentName",
+        "componentVersion",
+        "componentPlatforms",
+        "componentDependencies",
+    ];
+    const PARAMS: &[&str] = &[
+        "eventSources",
+        "inputPayloadEncodingType",
+        "environmentVariables",
+        "linuxProcessParams",
+        "maxIdleTimeInSeconds",
+        "maxInstancesCount",
+        "maxQueueSize",
+        "pinned",
+        "statusTimeoutInSeconds",
+        "timeoutInSeconds",
+        "execArgs",
+    ];
+    const LINUX: &[&str] = &["isolationMode", "containerParams"];
+    const CONTAINER: &[&str] = &[
+        "memorySizeInKB",
+        "memorySize",
+        "mountROSysfs",
+        "volumes",
+        "devices",
+    ];
+    let mut unknown = Vec::new();
+    let mut check = |map: Option<&Map<String, Value>>, prefix: &str, known: &[&str]| {
+        for key in map.into_iter().flat_map(Map::keys) {
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+                unknown.push(format!("{prefix}{key}"));
+            }
+        }
+    };
+    let top = section.as_object();
+    check(top, "", TOP);
+    let params = top
+        .and_then(|m| get(m, "componentLambdaParameters"))
+        .and_then(Value::as_object);
+    check(params, "componentLambdaParameters.", PARAMS);
+    let linux = params
+        .and_then(|m| get(m, "linuxProcessParams"))
+        .and_then(Value::as_object);
+    check(
+        linux,
+        "componentLambdaParameters.linuxProcessParams.",
+        LINUX,
+    );
+    let container = linux
+        .and_then(|m| get(m, "containerParams"))
+        .and_then(Value::as_object);
+    check(
+        container,
+        "componentLambdaParameters.linuxProcessParams.containerParams.",
+        CONTAINER,
+    );
+    unknown
+}
+
 /// `ComponentType: aws.greengrass.lambda` recipes.
 pub(crate) fn is_lambda_recipe(recipe: &Value) -> bool {
     recipe
@@ -783,6 +853,24 @@ mod tests {
         let f = Function::from_section(&cdk_section()).unwrap();
         assert_eq!(f.exec_args, ["--flag"]);
         assert_eq!(f.code_path, Some(PathBuf::from("src/lambda")));
+    }
+
+    #[test]
+    fn unknown_keys_are_found_at_every_level() {
+        let mut section = cdk_section();
+        section["lambdaArnn"] = json!("x");
+        section["componentLambdaParameters"]["timeoutInSecond"] = json!(3);
+        section["componentLambdaParameters"]["linuxProcessParams"]["containerParams"]["memory"] =
+            json!(1);
+        assert_eq!(
+            unknown_keys(&section),
+            [
+                "lambdaArnn",
+                "componentLambdaParameters.timeoutInSecond",
+                "componentLambdaParameters.linuxProcessParams.containerParams.memory"
+            ]
+        );
+        assert!(unknown_keys(&cdk_section()).is_empty());
     }
 
     #[test]
