@@ -478,3 +478,105 @@ fn events_published_while_the_worker_starts_are_all_handled_in_order() {
     assert_eq!(seqs, (0..20).collect::<Vec<_>>());
     wait_state(&broker, "com.example.Offline", "RUNNING", Duration::ZERO);
 }
+
+const IDENTITY: &str = r#"import json, os
+
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as f:
+        f.write(json.dumps({"uid": os.getuid(), "gid": os.getgid(),
+                            "home": os.environ.get("HOME"), "user": os.environ.get("USER")}) + "\n")
+"#;
+
+/// `lambda.md` §8 row 7: a function with `runWith.posixUser` runs as that
+/// user, with that user's home rather than the work folder.
+#[test]
+fn a_function_runs_as_its_posix_user_with_that_users_home() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let code = Code::new(&[("fn.py", IDENTITY)]);
+    // The interpreter must be one that user may run: the system's, not
+    // one under root's home.
+    let python = "/usr/bin/python3";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "this test needs {python}"
+    );
+    let mut spec = lambda_with(
+        "com.example.AsNobody",
+        &code,
+        // On demand: the worker starts at the first event, after the
+        // folders below are opened up.
+        json!({"eventSources": [{"topic": "who", "type": "PUB_SUB"}], "pinned": false}),
+        json!({"interpreter": python}),
+    );
+    spec.entry_extra["runWith"] = json!({"posixUser": "nobody:nogroup"});
+    let broker = BrokerProcess::start(&[spec, publisher()], json!({}));
+    // The harness' temporary folders are private; a device's root and a
+    // function's code are not.
+    let open = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let mut dir = broker.root.clone();
+    while dir
+        .parent()
+        .is_some_and(|p| p != std::path::Path::new("/tmp"))
+    {
+        open(&dir);
+        dir = dir.parent().unwrap().to_path_buf();
+    }
+    open(&dir);
+    open(code.path());
+    std::fs::write(code.out(), "").unwrap();
+    std::fs::set_permissions(code.out(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut conn = connect_publisher(&broker);
+    publish_json(&mut conn, "who", &json!({}));
+    let records = code.wait_count(
+        &broker,
+        "com.example.AsNobody",
+        "uid",
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        records[0],
+        json!({"uid": 65534, "gid": 65534, "home": "/nonexistent", "user": "nobody"})
+    );
+}
+
+/// `lambda.md` §8 row 25: a function built for a Python the device lacks
+/// runs on `python3`, and the log says so.
+#[test]
+fn a_missing_python_version_falls_back_to_python3_and_says_so() {
+    let code = Code::new(&[("fn.py", RECORDER)]);
+    let broker = BrokerProcess::start(
+        &[
+            lambda_with(
+                "com.example.Py399",
+                &code,
+                json!({"eventSources": [{"topic": "v", "type": "PUB_SUB"}]}),
+                json!({"runtime": "python3.99"}),
+            ),
+            publisher(),
+        ],
+        json!({}),
+    );
+    let mut conn = connect_publisher(&broker);
+    publish_json(&mut conn, "v", &json!({"seq": 1}));
+    code.wait_count(
+        &broker,
+        "com.example.Py399",
+        "seq",
+        1,
+        Duration::from_secs(20),
+    );
+    let log = component_log(&broker, "com.example.Py399");
+    let line = log
+        .lines()
+        .find(|l| l.contains("lambda-runtime"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("[WARN]"), "{line}");
+    assert!(
+        line.contains("runtime python3.99 requested; running Python 3."),
+        "{line}"
+    );
+}
