@@ -72,11 +72,14 @@ struct Options {
     window: u64,
     pin: bool,
     kinds: Vec<Kind>,
+    /// Client libraries, raw clients, or both where a scenario has both.
+    drivers: Vec<bool>,
     qos: rumqttc::QoS,
 }
 
 const USAGE: &str = "usage: bench [--runs N] [--only LIST] [--out FILE] [--seconds S] \
-[--latency-seconds S] [--window W] [--no-pin] [--brokers ggipc,mosquitto] [--qos 0|1]\n\
+[--latency-seconds S] [--window W] [--no-pin] [--brokers ggipc,mosquitto] \
+[--drivers libraries,raw] [--qos 0|1]\n\
        bench floor [--size B] [--rate R] [--seconds S]\n\
 scenarios: startup latency throughput fanout fanin connections subscriptions churn";
 
@@ -101,6 +104,7 @@ fn parse_options(args: impl Iterator<Item = String>) -> Options {
         window: 256,
         pin: true,
         kinds: vec![Kind::Ggipc, Kind::Mosquitto],
+        drivers: vec![false, true],
         qos: rumqttc::QoS::AtMostOnce,
     };
     let mut args = args.peekable();
@@ -124,6 +128,17 @@ fn parse_options(args: impl Iterator<Item = String>) -> Options {
                         "ggipc" => Kind::Ggipc,
                         "mosquitto" => Kind::Mosquitto,
                         other => fail(&format!("unknown broker {other}")),
+                    })
+                    .collect();
+            }
+            "--drivers" => {
+                let list: String = parse(&flag, args.next());
+                o.drivers = list
+                    .split(',')
+                    .map(|d| match d {
+                        "libraries" => false,
+                        "raw" => true,
+                        other => fail(&format!("unknown drivers {other}")),
                     })
                     .collect();
             }
@@ -351,6 +366,7 @@ impl Report {
     /// The issue's targets, judged on this run's medians.
     fn targets(&self) -> String {
         let mut s = String::from("\n| target | this run | met |\n|---|---|---|\n");
+        let mut refs = String::new();
         let mut row = |target: &str,
                        value: Option<f64>,
                        shown: &dyn Fn(f64) -> String,
@@ -389,6 +405,21 @@ impl Report {
                 &|v| v >= 2.0,
             );
         }
+        // For reference: broker CPU per delivery, which other work on the
+        // machine hardly moves.
+        for (scenario, name) in [(T100, "1→1 100 B"), (FANOUT100, "1→100")] {
+            let _ = writeln!(
+                refs,
+                "| (reference) {name}: mosquitto's broker CPU per delivery ÷ ggipc's, raw clients | {} | |",
+                over(
+                    scenario,
+                    CPU_PER_DELIVERY,
+                    Column::MosquittoRaw,
+                    Column::GgipcRaw
+                )
+                .map_or("not run".to_owned(), times)
+            );
+        }
         row(
             "1→1 p99 at 1 000 msg/s ≤ 1 ms",
             g(LATENCY, P99),
@@ -419,6 +450,7 @@ impl Report {
             &|v| format!("{v:+.1} %"),
             &|v| v.abs() <= 5.0,
         );
+        s.push_str(&refs);
         s
     }
 }
@@ -434,6 +466,7 @@ const DPS: &str = "deliveries/s";
 const FANOUT100: &str = "1→100 max, 1 KiB";
 const CONNECTIONS: &str = "1 000 idle connections, 1 subscription each";
 const PER_CONN: &str = "broker RSS per connection, B";
+const CPU_PER_DELIVERY: &str = "broker CPU per delivery, µs";
 const CHURN: &str = "connect/subscribe/close ×10 000";
 const CHURN_GROWTH: &str = "RSS after vs fresh, %";
 
@@ -450,6 +483,13 @@ impl Bench {
             mosquitto_max_queued: 1000,
             qos: self.o.qos,
         }
+    }
+
+    /// Lets the load generator's runtime run for `time` (closing
+    /// connections finish closing), then returns.
+    fn settle(&self, time: Duration) {
+        self.runtime
+            .block_on(async { tokio::time::sleep(time).await });
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -485,9 +525,15 @@ impl Bench {
         (raw, floor): (bool, bool),
         record: &dyn Fn(&mut Report, &str, Column, &FlowResult),
     ) {
-        let drivers: &[bool] = if raw { &[false, true] } else { &[false] };
+        let drivers: Vec<bool> = self
+            .o
+            .drivers
+            .iter()
+            .copied()
+            .filter(|&d| !d || raw)
+            .collect();
         for run in 0..self.o.runs {
-            for &raw in drivers {
+            for &raw in &drivers {
                 for &kind in &self.o.kinds.clone() {
                     let server = Server::start(kind, launch);
                     let spec = FlowSpec {
@@ -495,7 +541,7 @@ impl Bench {
                         ..spec.clone()
                     };
                     let r = self.runtime.block_on(flow::run(&server, &spec));
-                    drop(server);
+                    server.stop();
                     let column = Column::of(kind, raw);
                     let who = format!("{}{}", kind.name(), if raw { ", raw" } else { "" });
                     progress(scenario, &who, run, &r);
@@ -532,6 +578,7 @@ impl Bench {
                 let r = &mut self.report;
                 r.add(STARTUP, READY, 1, c, ready.as_secs_f64() * 1e3);
                 r.add(STARTUP, IDLE_RSS, 0, c, s.rss_kib as f64);
+                r.add(STARTUP, "anonymous RSS, KiB", 0, c, s.anon_kib as f64);
                 r.add(STARTUP, "PSS, KiB", 0, c, s.pss_kib as f64);
                 r.add(STARTUP, "threads", 0, c, s.threads as f64);
             }
@@ -576,6 +623,7 @@ impl Bench {
                     r.add(sc, "p99 under load, µs", 0, c, quantile_us(f, 0.99));
                     if c != Column::Floor {
                         r.add(sc, "broker CPU, %", 0, c, f.broker_cpu * 100.0);
+                        r.add(sc, CPU_PER_DELIVERY, 2, c, cpu_per_delivery_us(f));
                     }
                 },
             );
@@ -594,6 +642,7 @@ impl Bench {
                     r.add(sc, DPS, 0, c, f.deliveries_per_sec);
                     r.add(sc, "p99, µs", 0, c, quantile_us(f, 0.99));
                     r.add(sc, "broker CPU, %", 0, c, f.broker_cpu * 100.0);
+                    r.add(sc, CPU_PER_DELIVERY, 2, c, cpu_per_delivery_us(f));
                 },
             );
         }
@@ -622,6 +671,7 @@ impl Bench {
                     f.deliveries_per_sec,
                 );
                 r.add(sc, "p99, µs", 0, c, quantile_us(f, 0.99));
+                r.add(sc, CPU_PER_DELIVERY, 2, c, cpu_per_delivery_us(f));
                 r.add(sc, "broker peak RSS, KiB", 0, c, f.peak_rss_kib as f64);
             },
         );
@@ -643,10 +693,10 @@ impl Bench {
                     held
                 });
                 let connect_secs = started.elapsed().as_secs_f64();
-                std::thread::sleep(Duration::from_millis(500));
+                self.settle(Duration::from_millis(500));
                 let after = sampler::sample(server.pid()).expect("broker running");
                 drop(held);
-                drop(server);
+                server.stop();
                 let per_conn = (after.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / N as f64;
                 eprintln!(
                     "[{CONNECTIONS}] {} run {}: {per_conn:.0} B/connection, {} fds",
@@ -656,6 +706,13 @@ impl Bench {
                 );
                 let (r, c) = (&mut self.report, kind.into());
                 r.add(CONNECTIONS, PER_CONN, 0, c, per_conn);
+                r.add(
+                    CONNECTIONS,
+                    "anonymous RSS per connection, B",
+                    0,
+                    c,
+                    (after.anon_kib as f64 - before.anon_kib as f64) * 1024.0 / N as f64,
+                );
                 r.add(CONNECTIONS, "broker RSS, KiB", 0, c, after.rss_kib as f64);
                 r.add(
                     CONNECTIONS,
@@ -699,7 +756,7 @@ impl Bench {
                     drop(held);
                     (base, with)
                 });
-                drop(server);
+                server.stop();
                 progress(SCENARIO, kind.name(), run, &with);
                 let (r, c) = (&mut self.report, kind.into());
                 r.add(SCENARIO, DPS, 0, c, with.deliveries_per_sec);
@@ -730,6 +787,7 @@ impl Bench {
                 let server = Server::start(kind, self.launch());
                 std::thread::sleep(Duration::from_millis(300));
                 let fresh = sampler::sample(server.pid()).expect("broker running");
+                let fresh_fds = sampler::fd_targets(server.pid());
                 let (warm, secs) = self.runtime.block_on(async {
                     for i in 0..WARM_UP {
                         server.churn_once(&format!("churn/{i}")).await;
@@ -741,9 +799,21 @@ impl Bench {
                     }
                     (warm, started.elapsed().as_secs_f64())
                 });
-                std::thread::sleep(Duration::from_millis(500));
+                self.settle(Duration::from_millis(500));
                 let after = sampler::sample(server.pid()).expect("broker running");
-                drop(server);
+                let mut new_fds = sampler::fd_targets(server.pid());
+                for t in &fresh_fds {
+                    if let Some(i) = new_fds.iter().position(|n| n == t) {
+                        new_fds.remove(i);
+                    }
+                }
+                server.stop();
+                if !new_fds.is_empty() {
+                    eprintln!(
+                        "[{CHURN}] {}: open after the churn only: {new_fds:?}",
+                        kind.name()
+                    );
+                }
                 let growth = |base: u64| (after.rss_kib as f64 / base as f64 - 1.0) * 100.0;
                 eprintln!(
                     "[{CHURN}] {} run {}: RSS {} → {} → {} KiB, {:.0} cycles/s, fds {} → {}",
@@ -759,6 +829,13 @@ impl Bench {
                 let (r, c) = (&mut self.report, kind.into());
                 r.add(CHURN, "cycles/s", 0, c, N as f64 / secs);
                 r.add(CHURN, CHURN_GROWTH, 1, c, growth(fresh.rss_kib));
+                r.add(
+                    CHURN,
+                    "anonymous RSS after − fresh, KiB",
+                    0,
+                    c,
+                    after.anon_kib as f64 - fresh.anon_kib as f64,
+                );
                 r.add(
                     CHURN,
                     "RSS after vs after 100 cycles, %",
@@ -784,6 +861,12 @@ impl Bench {
 /// `binaryMessage` inflates by a third.
 fn window_for(window: u64, size: usize) -> u64 {
     window.min((2 << 20) / size.max(1) as u64).max(1)
+}
+
+/// Broker CPU time per delivered message: unlike a rate, it hardly
+/// changes when other work on the machine takes CPU from the broker.
+fn cpu_per_delivery_us(r: &FlowResult) -> f64 {
+    r.broker_cpu / r.deliveries_per_sec.max(f64::MIN_POSITIVE) * 1e6
 }
 
 fn quantile_us(r: &FlowResult, q: f64) -> f64 {

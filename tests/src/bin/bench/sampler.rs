@@ -12,6 +12,9 @@ use std::time::Duration;
 pub(crate) struct ProcSample {
     /// Resident set, KiB (`VmRSS`).
     pub(crate) rss_kib: u64,
+    /// Its anonymous part (heap, stacks), KiB (`RssAnon`); the rest is
+    /// file-backed: the executable's and the libraries' pages.
+    pub(crate) anon_kib: u64,
     /// Proportional set, KiB (`Pss` of `smaps_rollup`): shared library pages
     /// divided among the processes that map them.
     pub(crate) pss_kib: u64,
@@ -44,11 +47,32 @@ pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
     Some(ProcSample {
         rss_kib: kib_field(&status, "VmRSS:"),
+        anon_kib: kib_field(&status, "RssAnon:"),
         pss_kib: pss,
         threads: kib_field(&status, "Threads:"),
         fds,
         cpu: Duration::from_secs_f64(ticks as f64 / hz as f64),
     })
+}
+
+/// What each open file descriptor of a process points to.
+pub(crate) fn fd_targets(pid: u32) -> Vec<String> {
+    let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|t| t.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Socket inodes differ between samples; compare their kind only.
+    for t in &mut targets {
+        if t.starts_with("socket:") {
+            *t = "socket".to_owned();
+        }
+    }
+    targets.sort();
+    targets
 }
 
 /// CPU time of a process in ns, from `schedstat` (finer than the clock

@@ -79,6 +79,14 @@ impl Server {
         }
     }
 
+    /// Stops the broker: SIGTERM for ggipc, so that it shuts down as in
+    /// production (and a profiler wrapping it writes its output).
+    pub(crate) fn stop(self) {
+        if let Self::Ggipc(mut b) = self {
+            b.terminate();
+        }
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         match self {
             Self::Ggipc(b) => b.pid(),
