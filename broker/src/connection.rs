@@ -273,7 +273,6 @@ impl StreamSink {
     }
 
     /// Queues a modeled error that ends the stream.
-    #[allow(dead_code)]
     pub(crate) fn send_error(&self, error: &IpcError) {
         let _ = self.outbound.push_control(encode(&rpc::modeled_error(
             self.stream_id,
@@ -467,6 +466,15 @@ impl Session {
             Operation::PublishToTopic => self.publish(stream_id, payload),
             Operation::SubscribeToTopic => self.subscribe(stream_id, payload),
             Operation::ValidateAuthorizationToken => self.validate_token(stream_id, payload),
+            Operation::PublishToIoTCore => {
+                crate::iotcore::handlers::publish(self, stream_id, payload);
+            }
+            Operation::SubscribeToIoTCore => {
+                crate::iotcore::handlers::subscribe(self, stream_id, payload);
+            }
+            Operation::SubscribeToIoTCoreConnectionStatus => {
+                crate::iotcore::handlers::connection_status(self, stream_id);
+            }
             other if crate::lifecycle::handle(self, other, stream_id, payload) => {}
             other if crate::configstore::handle(self, other, stream_id, payload) => {}
             other if crate::updates::handle(self, other, stream_id, payload) => {}

@@ -8,6 +8,7 @@ mod cli_identity;
 pub mod config;
 pub mod configstore;
 mod connection;
+pub mod iotcore;
 pub mod lambda;
 mod lifecycle;
 pub mod logs;
@@ -78,6 +79,8 @@ pub struct Broker {
     config_store: configstore::ConfigStore,
     /// SubscribeToComponentUpdates subscribers and the update under way.
     component_updates: Arc<updates::ComponentUpdates>,
+    /// The IoT Core bridge, set once at start when configured.
+    iot_core: std::sync::OnceLock<Arc<iotcore::IotCore>>,
 }
 
 /// Component states and the supervisor, as the lifecycle operations see them.
@@ -159,6 +162,7 @@ impl Broker {
             runtime: std::sync::OnceLock::new(),
             config_store,
             component_updates: Arc::default(),
+            iot_core: std::sync::OnceLock::new(),
         })
     }
 

@@ -349,6 +349,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(e) = ggipc_broker::iotcore::start(&broker) {
+            eprintln!("ggipc-broker: {e}");
+            return ExitCode::FAILURE;
+        }
         let supervisor = Arc::new(Supervisor::new(LaunchContext {
             broker: broker.clone(),
             states: Arc::new(ComponentStates::default()),
