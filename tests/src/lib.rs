@@ -15,6 +15,8 @@ use ggipc_protocol::{FrameCodec, Message, StrBytes};
 use serde_json::{Value, json};
 use tokio_util::codec::Decoder;
 
+pub mod mosquitto;
+
 /// The repository's top folder.
 pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -641,5 +643,29 @@ impl BrokerProcess {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         cmd
+    }
+}
+
+impl BrokerProcess {
+    /// Starts a broker with `components` and more top-level keys of the
+    /// deployment document (`iotCore`, …); `system` and `broker` keys given
+    /// there are the `system:` and `broker:` settings.
+    pub fn start_with_document(components: &[ComponentSpec], extra: Value) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let mut top = extra.as_object().cloned().unwrap_or_default();
+        let system = top.remove("system").unwrap_or_else(|| json!({}));
+        let broker = top.remove("broker").unwrap_or_else(|| json!({}));
+        let root = write_deployment(
+            dir.path(),
+            components,
+            &broker,
+            &system,
+            &Value::Object(top),
+        );
+        let names = components.iter().map(|c| c.name.clone()).collect();
+        Self::launch(dir, root, names)
     }
 }
