@@ -12,11 +12,17 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::flow::{FlowResult, Mode};
-use crate::pin;
 use crate::stamp::{self, Delivery, Receipts, Stamp};
+use crate::{pin, sampler};
 
 pub(crate) fn run(size: usize, mode: Mode, duration: Duration, pinned: bool) -> FlowResult {
     let (mut tx, mut rx) = UnixStream::pair().expect("socket pair");
+    // The threads are gone when the run ends, and with them their
+    // schedstat; /proc/<pid>/stat keeps the time of exited threads.
+    let own_cpu = || sampler::sample(std::process::id()).map_or(0, |s| s.cpu.as_nanos() as u64);
+    let own_before = own_cpu();
+    let machine_before = sampler::machine_busy_ns();
+    let measure_start = Instant::now();
     let started_ns = stamp::now_ns();
     let writer = std::thread::spawn(move || {
         pin::set_current(pinned.then_some(pin::LOAD_CPU));
@@ -89,6 +95,9 @@ pub(crate) fn run(size: usize, mode: Mode, duration: Duration, pinned: bool) -> 
     });
     let sent = writer.join().expect("floor writer");
     let receipts = reader.join().expect("floor reader");
+    let others = sampler::machine_busy_ns().saturating_sub(machine_before) as f64
+        - own_cpu().saturating_sub(own_before) as f64;
+    let other_cpu = (others / 1e9 / measure_start.elapsed().as_secs_f64()).max(0.0);
     let secs = Duration::from_nanos(receipts.last_ns.saturating_sub(started_ns))
         .max(duration)
         .as_secs_f64();
@@ -106,6 +115,7 @@ pub(crate) fn run(size: usize, mode: Mode, duration: Duration, pinned: bool) -> 
         client_dropped: 0,
         broker_cpu: 0.0,
         load_cpu: 0.0,
+        other_cpu,
         broker_ns_per_publish: 0.0,
         peak_rss_kib: 0,
     }

@@ -68,6 +68,10 @@ pub(crate) struct FlowResult {
     pub(crate) broker_cpu: f64,
     /// Share of one core the load generator (this process) used.
     pub(crate) load_cpu: f64,
+    /// Cores' worth of CPU that other processes of the machine used during
+    /// the run: other sessions' builds take the pinned CPUs from the
+    /// broker and the load generator.
+    pub(crate) other_cpu: f64,
     /// Broker CPU time per published message.
     pub(crate) broker_ns_per_publish: f64,
     pub(crate) peak_rss_kib: u64,
@@ -247,6 +251,7 @@ pub(crate) async fn run(server: &Server, spec: &FlowSpec) -> FlowResult {
 
     let cpu_before = sampler::cpu_ns(pid);
     let own_before = sampler::cpu_ns(std::process::id());
+    let machine_before = sampler::machine_busy_ns();
     let started_ns = stamp::now_ns();
     let started = Instant::now();
     let end = started + spec.duration;
@@ -290,8 +295,15 @@ pub(crate) async fn run(server: &Server, spec: &FlowSpec) -> FlowResult {
     }
     let cpu_after = sampler::cpu_ns(pid);
     let own_after = sampler::cpu_ns(std::process::id());
+    let machine_after = sampler::machine_busy_ns();
     drop(publishers);
     let wall = Duration::from_nanos(last_ns.saturating_sub(started_ns)).max(spec.duration);
+    // CPU is counted until now, time until the last delivery; the drain
+    // wait in between is idle.
+    let measured = started.elapsed().as_secs_f64();
+    let others = (machine_after - machine_before) as f64
+        - (cpu_after - cpu_before) as f64
+        - (own_after - own_before) as f64;
     let secs = wall.as_secs_f64();
     FlowResult {
         sent: total_sent,
@@ -304,6 +316,7 @@ pub(crate) async fn run(server: &Server, spec: &FlowSpec) -> FlowResult {
         client_dropped,
         broker_cpu: (cpu_after - cpu_before) as f64 / 1e9 / secs,
         load_cpu: (own_after - own_before) as f64 / 1e9 / secs,
+        other_cpu: (others / 1e9 / measured).max(0.0),
         broker_ns_per_publish: (cpu_after - cpu_before) as f64 / total_sent.max(1) as f64,
         peak_rss_kib: peak.finish(),
     }

@@ -185,7 +185,20 @@ struct Faults {
 struct Report {
     metrics: Vec<Metric>,
     faults: BTreeMap<(String, Column), Faults>,
+    /// Flow runs repeated because other processes took CPU meanwhile.
+    repeated: usize,
+    /// Flow runs kept although still disturbed after every repeat.
+    disturbed: usize,
 }
+
+/// A flow run during which other processes used more than this share of a
+/// core is repeated.
+const MAX_OTHER_CPU: f64 = 0.15;
+/// How often at most.
+const RETRIES: usize = 3;
+/// Repeats in one invocation at most, which bounds its time when the
+/// machine stays busy.
+const RETRY_BUDGET: usize = 40;
 
 impl Report {
     fn add(&mut self, scenario: &str, name: &str, precision: usize, column: Column, value: f64) {
@@ -535,13 +548,16 @@ impl Bench {
         for run in 0..self.o.runs {
             for &raw in &drivers {
                 for &kind in &self.o.kinds.clone() {
-                    let server = Server::start(kind, launch);
                     let spec = FlowSpec {
                         raw,
                         ..spec.clone()
                     };
-                    let r = self.runtime.block_on(flow::run(&server, &spec));
-                    server.stop();
+                    let r = self.undisturbed(scenario, |b| {
+                        let server = Server::start(kind, launch);
+                        let r = b.runtime.block_on(flow::run(&server, &spec));
+                        server.stop();
+                        r
+                    });
                     let column = Column::of(kind, raw);
                     let who = format!("{}{}", kind.name(), if raw { ", raw" } else { "" });
                     progress(scenario, &who, run, &r);
@@ -550,12 +566,41 @@ impl Bench {
                 }
             }
             if floor && spec.publishers == 1 && spec.subscribers == 1 {
-                let r = floor::run(spec.size, spec.mode, spec.duration, self.o.pin);
+                let pin = self.o.pin;
+                let r = self.undisturbed(scenario, |_| {
+                    floor::run(spec.size, spec.mode, spec.duration, pin)
+                });
                 progress(scenario, "floor", run, &r);
                 record(&mut self.report, scenario, Column::Floor, &r);
                 self.report.add_faults(scenario, Column::Floor, &r);
             }
         }
+    }
+
+    /// Runs `run` again (up to [`RETRIES`] times, and [`RETRY_BUDGET`] in
+    /// the whole invocation) while other processes used more than
+    /// [`MAX_OTHER_CPU`] of a core during it; keeps the least disturbed
+    /// attempt and counts the repeats for the report.
+    fn undisturbed(&mut self, scenario: &str, run: impl Fn(&Self) -> FlowResult) -> FlowResult {
+        let mut best = run(self);
+        for _ in 0..RETRIES {
+            if best.other_cpu <= MAX_OTHER_CPU || self.report.repeated >= RETRY_BUDGET {
+                break;
+            }
+            eprintln!(
+                "[{scenario}] other processes used {:.2} core(s) meanwhile; running again",
+                best.other_cpu
+            );
+            self.report.repeated += 1;
+            let again = run(self);
+            if again.other_cpu < best.other_cpu {
+                best = again;
+            }
+        }
+        if best.other_cpu > MAX_OTHER_CPU {
+            self.report.disturbed += 1;
+        }
+        best
     }
 
     fn startup(&mut self) {
@@ -876,7 +921,8 @@ fn quantile_us(r: &FlowResult, q: f64) -> f64 {
 fn progress(scenario: &str, who: &str, run: usize, r: &FlowResult) {
     eprintln!(
         "[{scenario}] {who} run {}: {:.0} published/s, {:.0} deliveries/s, p50 {:.0} µs, p99 {:.0} µs, \
-         broker CPU {:.0} %, load generator CPU {:.0} %, sent {}, delivered {}, {}{}",
+         broker CPU {:.0} %, load generator CPU {:.0} %, others {:.0} %, sent {}, \
+         delivered {}, {}{}",
         run + 1,
         r.published_per_sec,
         r.deliveries_per_sec,
@@ -884,6 +930,7 @@ fn progress(scenario: &str, who: &str, run: usize, r: &FlowResult) {
         r.latency.value_at_quantile(0.99) as f64 / 1e3,
         r.broker_cpu * 100.0,
         r.load_cpu * 100.0,
+        r.other_cpu * 100.0,
         r.sent,
         r.delivered,
         r.delivery,
@@ -1004,7 +1051,9 @@ fn main() {
         "\nMachine: {machine_before} (at start), load average {} (at end). \
          {} runs per figure, {:.0} s in all; {}; window {} messages (at most 2 MiB), \
          {} s per throughput run, \
-         {} s per latency run; mosquitto publishes at QoS {}.\n",
+         {} s per latency run; mosquitto publishes at QoS {}. {} flow runs were repeated \
+         because other processes used more than {MAX_OTHER_CPU} of a core meanwhile; \
+         {} stayed disturbed (at most {RETRIES} repeats per run, {RETRY_BUDGET} in all).\n",
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .split_whitespace()
@@ -1024,7 +1073,9 @@ fn main() {
         match bench.o.qos {
             rumqttc::QoS::AtMostOnce => 0,
             _ => 1,
-        }
+        },
+        bench.report.repeated,
+        bench.report.disturbed,
     );
     println!("{out}");
     if let Some(dir) = bench.o.out.parent() {

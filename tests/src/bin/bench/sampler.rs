@@ -55,6 +55,28 @@ pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// CPU time all processes of the machine have used, in ns (`/proc/stat`:
+/// everything but idle and iowait).
+pub(crate) fn machine_busy_ns() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already inside user and nice).
+    let busy: u64 = ticks.iter().take(8).sum::<u64>()
+        - ticks.get(3).copied().unwrap_or(0)
+        - ticks.get(4).copied().unwrap_or(0);
+    busy * 1_000_000_000 / rustix::param::clock_ticks_per_second()
+}
+
 /// What each open file descriptor of a process points to.
 pub(crate) fn fd_targets(pid: u32) -> Vec<String> {
     let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
