@@ -28,6 +28,11 @@
 //! does under 3.1.1, and a peer that does not would duplicate such
 //! messages.
 //!
+//! All of it rides on one MQTT connection. The nucleus opens another
+//! connection (`<thing>#2`, …) past 50 subscriptions, AWS IoT Core's limit
+//! per connection; here the cloud refuses the 51st distinct upstream filter
+//! and its subscribers get that refusal as a `ServiceError`.
+//!
 //! # Matching rumqttc's events to requests
 //!
 //! rumqttc numbers packets itself and reports `Outgoing::Publish(pkid)`,
@@ -382,20 +387,15 @@ impl State {
         if self.carriers.contains_key(filter) {
             return filter.to_owned();
         }
-        // An acknowledged covering subscription answers at once; a pending
-        // one still saves a SUBSCRIBE.
-        let mut best: Option<&Carrier> = None;
-        for c in self.carriers.values() {
-            if c.wanted_qos < qos || !covers(&c.filter, filter) {
-                continue;
-            }
-            let acked = c.acked_qos.is_some_and(|q| q >= qos);
-            match best {
-                Some(b) if b.acked_qos.is_some_and(|q| q >= qos) || !acked => {}
-                _ => best = Some(c),
-            }
-        }
-        best.map_or_else(|| filter.to_owned(), |c| c.filter.clone())
+        // Only an acknowledged covering subscription is shared: riding on
+        // a pending one would make this subscription fail if the peer
+        // refused the wider filter, though it may well allow this one.
+        self.carriers
+            .values()
+            .filter(|c| c.acked_qos.is_some_and(|q| q >= qos) && covers(&c.filter, filter))
+            .map(|c| c.filter.clone())
+            .min()
+            .unwrap_or_else(|| filter.to_owned())
     }
 
     /// Starts delivering to local subscription `id` (after its response
@@ -1118,6 +1118,24 @@ mod tests {
         run(s.event(incoming("dup/x", vec![id_of("dup/#")])));
         assert_eq!(narrow.0.lock().unwrap().len(), 1);
         assert_eq!(wide.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_pending_wider_filter_is_not_shared() {
+        let (mut s, log) = state(false);
+        s.connected(Box::new(FakeWire(log.clone())), false, None);
+        let (_, wide) = listener();
+        s.subscribe("#", 1, wide);
+        let (got, narrow) = listener();
+        s.subscribe("a/b", 1, narrow);
+        assert_eq!(log.take(), ["SUB # q1 id0", "SUB a/b q1 id0"]);
+        s.event(LinkEvent::WroteSubscribe(1));
+        s.event(LinkEvent::WroteSubscribe(2));
+        let effects = s.event(LinkEvent::SubAck(1, Err("NotAuthorized".into())));
+        assert!(matches!(&effects[..], [Effect::Fail(_, f, _)] if f == "#"));
+        s.event(LinkEvent::SubAck(2, Ok(1)));
+        run(s.event(incoming("a/b", vec![])));
+        assert_eq!(*got.0.lock().unwrap(), ["a/b"]);
     }
 
     #[test]
