@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release --workspace --bins
 //! ./target/release/lambda_bench [--events N] [--latency-events N] [--runs R]
-//!     [--instances 1,2,100]
+//!     [--instances 2,100] [--no-baseline]
 //! ```
 //!
 //! Each run starts a fresh broker with one `NoContainer` function whose
@@ -22,6 +22,12 @@
 //! - throughput: `--events` events pipelined (256 unanswered requests at
 //!   most) into a queue large enough to hold them all; the figure is events
 //!   over the time from the first publish to the last handler entry.
+//!
+//! For comparison, the same two measurements are made of what a component
+//! would do without the launcher: a Python process subscribed with the SDK
+//! (`awsiotsdk`'s `GreengrassCoreIPCClientV2`, one callback thread) doing
+//! the same work in its callback. It needs the repository's virtualenv
+//! (scripts/setup); `--no-baseline` skips it.
 //!
 //! Every figure is the median of `--runs` runs, with min and max.
 
@@ -40,7 +46,26 @@ def handler(event, context):
     os.write(_out, b"%d %d\n" % (event["t"], entered))
 "#;
 
+/// The baseline: an SDK subscriber recording the same pairs.
+const SDK_SUBSCRIBER: &str = r#"import concurrent.futures, os, sys, time
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+out = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+def on_event(event):
+    entered = time.time_ns()
+    os.write(out, b"%d %d\n" % (event.json_message.message["t"], entered))
+
+
+client = GreengrassCoreIPCClientV2(executor=concurrent.futures.ThreadPoolExecutor(max_workers=1))
+client.subscribe_to_topic(topic="bench/in", on_stream_event=on_event)
+print("subscribed", flush=True)
+sys.stdin.read()
+"#;
+
 const PUBLISHER: &str = "bench.Publisher";
+const SUBSCRIBER: &str = "bench.Subscriber";
 const FUNCTION: &str = "bench.Lambda";
 const WINDOW: usize = 256;
 
@@ -49,6 +74,7 @@ struct Options {
     latency_events: usize,
     runs: usize,
     instances: Vec<usize>,
+    baseline: bool,
 }
 
 fn parse_args() -> Options {
@@ -57,9 +83,14 @@ fn parse_args() -> Options {
         latency_events: 2_000,
         runs: 5,
         instances: vec![2, 100],
+        baseline: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--no-baseline" {
+            o.baseline = false;
+            continue;
+        }
         let value = args
             .next()
             .unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -92,6 +123,79 @@ struct Setup {
     broker: BrokerProcess,
     out: std::path::PathBuf,
     _code: tempfile::TempDir,
+    /// The baseline's subscriber, killed when done.
+    subscriber: Option<std::process::Child>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.subscriber {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What receives the events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The Lambda function, pinned.
+    Pinned,
+    /// The Lambda function on demand, with this many workers at most.
+    OnDemand(usize),
+    /// An SDK subscriber (the baseline).
+    Sdk,
+}
+
+fn start(target: Target, queue: usize) -> Setup {
+    match target {
+        Target::Pinned => setup(true, 1, queue),
+        Target::OnDemand(instances) => setup(false, instances, queue),
+        Target::Sdk => setup_sdk(),
+    }
+}
+
+fn setup_sdk() -> Setup {
+    use std::io::BufRead as _;
+    let code = tempfile::Builder::new()
+        .prefix("sdkbench")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let script = code.path().join("subscriber.py");
+    std::fs::write(&script, SDK_SUBSCRIBER).unwrap();
+    let out = code.path().join("out.txt");
+    let broker = BrokerProcess::start(
+        &[
+            ComponentSpec::pubsub_all(PUBLISHER),
+            ComponentSpec::pubsub_all(SUBSCRIBER),
+        ],
+        // A flood must not overflow the subscriber's outbound queue: the
+        // baseline counts deliveries, not drops.
+        json!({"outboundQueueBytes": 256 << 20}),
+    );
+    let mut child = std::process::Command::new(ggipc_tests::python())
+        .arg(&script)
+        .arg(&out)
+        .env(
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT",
+            &broker.socket,
+        )
+        .env("SVCUID", broker.token(SUBSCRIBER))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the SDK subscriber");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("subscribed"), "SDK subscriber: {line:?}");
+    Setup {
+        broker,
+        out,
+        _code: code,
+        subscriber: Some(child),
+    }
 }
 
 fn setup(pinned: bool, instances: usize, queue: usize) -> Setup {
@@ -116,22 +220,27 @@ fn setup(pinned: bool, instances: usize, queue: usize) -> Setup {
         }
     }}));
     let broker = BrokerProcess::start(&[lambda, ComponentSpec::pubsub_all(PUBLISHER)], json!({}));
-    if pinned {
-        // The worker is up when the launcher logs it.
-        let log = broker.root.join(format!("logs/{FUNCTION}.log"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("lambda-worker-ready")
-        {
-            assert!(Instant::now() < deadline, "worker not ready");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    // Measured from a launched function: its pinned worker ready, or for an
+    // on-demand one the launcher done with its set-up.
+    let ready = if pinned {
+        "lambda-worker-ready"
+    } else {
+        "lambda-launch"
+    };
+    let log = broker.root.join(format!("logs/{FUNCTION}.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(ready)
+    {
+        assert!(Instant::now() < deadline, "function not ready");
+        std::thread::sleep(Duration::from_millis(10));
     }
     Setup {
         broker,
         out,
         _code: code,
+        subscriber: None,
     }
 }
 
@@ -181,8 +290,8 @@ struct Latency {
     first_us: f64,
 }
 
-fn latency_run(pinned: bool, events: usize) -> Latency {
-    let s = setup(pinned, 100, events + 10);
+fn latency_run(target: Target, events: usize) -> Latency {
+    let s = start(target, events + 10);
     let mut conn = RawConn::connect(&s.broker.socket, s.broker.token(PUBLISHER));
     publish_request(&mut conn);
     expect_answer(&mut conn);
@@ -214,8 +323,8 @@ fn latency_run(pinned: bool, events: usize) -> Latency {
     }
 }
 
-fn throughput_run(pinned: bool, instances: usize, events: usize) -> f64 {
-    let s = setup(pinned, instances, events + 10);
+fn throughput_run(target: Target, events: usize) -> f64 {
+    let s = start(target, events + 10);
     let mut conn = RawConn::connect(&s.broker.socket, s.broker.token(PUBLISHER));
     let first = now_ns();
     let mut in_flight = 0;
@@ -256,42 +365,50 @@ fn main() {
     println!("| figure | median | min | max |");
     println!("|---|---|---|---|");
     let mut rows = Vec::new();
-    for pinned in [true, false] {
-        let mode = if pinned { "pinned" } else { "on-demand" };
+    let mut latency_targets = vec![
+        ("pinned", Target::Pinned),
+        ("on-demand", Target::OnDemand(100)),
+    ];
+    if o.baseline {
+        latency_targets.push(("SDK subscriber (baseline)", Target::Sdk));
+    }
+    for (name, target) in latency_targets {
         let runs: Vec<Latency> = (0..o.runs)
-            .map(|_| latency_run(pinned, o.latency_events))
+            .map(|_| latency_run(target, o.latency_events))
             .collect();
         rows.push(row(
-            &format!("{mode}: latency p50"),
+            &format!("{name}: latency p50"),
             "µs",
             runs.iter().map(|l| l.p50_us).collect(),
         ));
         rows.push(row(
-            &format!("{mode}: latency p99"),
+            &format!("{name}: latency p99"),
             "µs",
             runs.iter().map(|l| l.p99_us).collect(),
         ));
-        if !pinned {
+        if matches!(target, Target::OnDemand(_)) {
             rows.push(row(
-                "on-demand: first event (worker start)",
+                &format!("{name}: first event (worker start)"),
                 "µs",
                 runs.iter().map(|l| l.first_us).collect(),
             ));
         }
     }
-    let tp: Vec<f64> = (0..o.runs)
-        .map(|_| throughput_run(true, 1, o.events))
-        .collect();
-    rows.push(row("pinned: throughput", "invocations/s", tp));
+    let mut throughput_targets = vec![("pinned".to_owned(), Target::Pinned)];
     for instances in &o.instances {
-        let tp: Vec<f64> = (0..o.runs)
-            .map(|_| throughput_run(false, *instances, o.events))
-            .collect();
-        rows.push(row(
-            &format!("on-demand, maxInstancesCount {instances}: throughput"),
-            "invocations/s",
-            tp,
+        throughput_targets.push((
+            format!("on-demand, maxInstancesCount {instances}"),
+            Target::OnDemand(*instances),
         ));
+    }
+    if o.baseline {
+        throughput_targets.push(("SDK subscriber (baseline)".to_owned(), Target::Sdk));
+    }
+    for (name, target) in throughput_targets {
+        let tp: Vec<f64> = (0..o.runs)
+            .map(|_| throughput_run(target, o.events))
+            .collect();
+        rows.push(row(&format!("{name}: throughput"), "invocations/s", tp));
     }
     let report =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda_bench.json");
