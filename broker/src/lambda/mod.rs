@@ -352,9 +352,15 @@ impl Pool {
     }
 
     /// On-demand: a worker more while items wait that no free or starting
-    /// worker will take, up to `max`.
+    /// worker will take, up to `max`, with at most one start per core under
+    /// way. Starting a Python worker costs tens of milliseconds of CPU: a
+    /// burst that started `maxInstancesCount` of them at once would spend
+    /// the device's cores on interpreters while the running workers could
+    /// have drained the queue (on two cores, 100 simultaneous starts cut a
+    /// burst's throughput by four; see the README's measurements).
     fn scale(&mut self, max: usize) {
-        while self.live < max {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        while self.live < max && self.starting < cores {
             let available = self.shared.idle.load(Ordering::Relaxed) + self.starting;
             if self.shared.queue.len() <= available {
                 break;
