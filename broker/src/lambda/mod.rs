@@ -6,11 +6,13 @@
 //! the broker:
 //!
 //! ```text
-//! publish ──► listener (publisher's task: push only) ──► WorkQueue (FIFO, maxQueueSize)
-//!                                                            │ pop, one item per worker
-//!             worker task ◄── Worker process (python lambda_runtime.py) ◄─┘
-//!                 │  socket pair on the worker's fd 0: invoke → done | raised | not JSON
-//!                 └─ stdout/stderr ──► component log (`file.py:4,text`)
+//! local publish, IoT Core message
+//!   └─► listener, on the publisher's or the bridge's task: push only
+//!         └─► WorkQueue: FIFO of maxQueueSize, a full queue refuses
+//!               └─► worker task: one item at a time, timeoutInSeconds
+//!                     └─► worker process (python lambda_runtime.py), a socket pair on its
+//!                         fd 0: invoke → done | raised | not JSON
+//!                         stdout, stderr ──► component log (`file.py:4,text`)
 //! ```
 //!
 //! A pinned function has one worker (instance 0) started with the
@@ -39,9 +41,10 @@
 //!   topic and the handler is not called; the worker lives on (§4).
 //!
 //! Shortcomings, said where they matter:
-//! - `IOT_CORE` event sources are not served: this build has no IoT Core
-//!   bridge to take their messages from; the launcher logs each one it
-//!   skips.
+//! - `IOT_CORE` event sources need the deployment's `iotCore` section (the
+//!   bridge); without it the launcher logs each one it cannot serve. The
+//!   bridge reads its section once, so a reload that adds it serves the
+//!   sources only after a restart.
 //! - Workers send no status heartbeat: a worker that hangs while idle is
 //!   only found out when its next invocation times out.
 //! - `GreengrassContainer` applies the memory limit only (see `memory.rs`);
@@ -74,11 +77,16 @@ use self::queue::{WorkItem, WorkQueue};
 use self::worker::{Outcome, Spec, Worker};
 use crate::Broker;
 use crate::config::{Component, Deployment};
+use crate::iotcore::{IncomingMessage, IotCoreListener, ListenerSubscription};
 use crate::logs::ComponentLog;
 use crate::pubsub::{LocalListener, LocalMessage};
 use crate::states::LifecycleState;
 use crate::supervisor::{LaunchContext, STOP_GRACE};
 
+/// QoS of `IOT_CORE` event-source subscriptions: at least once, so that a
+/// message the bridge lost on a reconnect is sent again. The Greengrass
+/// LambdaManager's choice is not public.
+const IOT_CORE_QOS: u8 = 1;
 /// Failed worker starts in a row after which the component is BROKEN.
 const STARTS_TO_BROKEN: u32 = 3;
 /// Pause before another start after a failed one, so a crash loop does not
@@ -120,11 +128,40 @@ impl LocalListener for SourceListener {
     }
 }
 
+/// The listener of one `IOT_CORE` event source, called on the bridge's
+/// link task: it only queues.
+#[derive(Debug)]
+struct IotSourceListener {
+    queue: Arc<WorkQueue>,
+    log: ComponentLog,
+}
+
+impl IotCoreListener for IotSourceListener {
+    fn on_message(&self, message: &IncomingMessage) {
+        let _ = self.queue.push(&message.topic, message.payload.clone());
+    }
+
+    fn on_subscription_failed(&self, filter: &str, reason: &str) {
+        self.log.write(
+            "ERROR",
+            "lambda",
+            "lambda-source",
+            &format!(
+                "IOT_CORE event source {filter} is not served: IoT Core refused it ({reason})"
+            ),
+            &[("serviceName", self.log.component())],
+        );
+        tracing::warn!(component = %self.log.component(), filter, reason, "IOT_CORE Lambda event source refused");
+    }
+}
+
 /// Event subscriptions, removed when the launcher ends.
 #[derive(Debug)]
 struct Subscriptions {
     broker: Arc<Broker>,
     ids: Vec<(String, u64)>,
+    /// IoT Core sources; dropping a handle unsubscribes it.
+    iot: Vec<ListenerSubscription>,
 }
 
 impl Drop for Subscriptions {
@@ -706,9 +743,14 @@ fn subscribe(
     let listener: Arc<dyn LocalListener> = Arc::new(SourceListener {
         queue: queue.clone(),
     });
+    let iot_listener: Arc<dyn IotCoreListener> = Arc::new(IotSourceListener {
+        queue: queue.clone(),
+        log: log.clone(),
+    });
     let mut subscriptions = Subscriptions {
         broker: ctx.broker.clone(),
         ids: Vec::new(),
+        iot: Vec::new(),
     };
     let component: Arc<str> = Arc::from(name);
     for source in &params.sources {
@@ -724,19 +766,31 @@ fn subscribe(
                 subscriptions.ids.push((source.topic.clone(), id));
             }
             SourceKind::IotCore => {
-                let message = format!(
-                    "IOT_CORE event source {} is not served: this build of ggipc has no IoT Core \
-                     bridge to take its messages from",
-                    source.topic
-                );
-                log.write(
-                    "WARN",
-                    "lambda",
-                    "lambda-source",
-                    &message,
-                    &[("serviceName", name)],
-                );
-                tracing::warn!(component = %name, topic = %source.topic, "IOT_CORE Lambda event source not served");
+                let subscribed = match ctx.broker.iot_core() {
+                    Some(iot) => iot
+                        .subscribe_listener(&source.topic, IOT_CORE_QOS, iot_listener.clone())
+                        .map_err(|e| e.to_string()),
+                    None => Err("the deployment has no iotCore section, so there is no IoT \
+                                 Core bridge to take its messages from"
+                        .to_owned()),
+                };
+                match subscribed {
+                    Ok(handle) => subscriptions.iot.push(handle),
+                    Err(reason) => {
+                        let message = format!(
+                            "IOT_CORE event source {} is not served: {reason}",
+                            source.topic
+                        );
+                        log.write(
+                            "WARN",
+                            "lambda",
+                            "lambda-source",
+                            &message,
+                            &[("serviceName", name)],
+                        );
+                        tracing::warn!(component = %name, topic = %source.topic, reason = %reason, "IOT_CORE Lambda event source not served");
+                    }
+                }
             }
         }
     }
