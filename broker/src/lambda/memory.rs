@@ -18,9 +18,9 @@
 //! `RLIMIT_AS`, `sh` runs `ulimit -v` before the `exec`. Both keep the
 //! broker free of `pre_exec` closures.
 //!
-//! Shortcoming: a broker killed with SIGKILL leaves its workers' empty
-//! cgroups behind (`ggipc-<broker pid>-…` under the broker's own cgroup);
-//! they hold no memory and can be removed with `rmdir`.
+//! A broker killed with SIGKILL leaves its workers' cgroups behind
+//! (`ggipc-<broker pid>-…` under the broker's own cgroup); the next launcher
+//! start removes those of brokers that are gone, once they are empty.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,6 +66,7 @@ impl MemoryLimit {
         for version in [2u8, 1] {
             match usable_cgroup(version) {
                 Ok(parent) => {
+                    sweep_stale(&parent);
                     let file = if version == 2 {
                         "memory.max"
                     } else {
@@ -238,6 +239,30 @@ fn usable_cgroup(version: u8) -> Result<PathBuf, String> {
     }
 }
 
+/// Removes the empty worker cgroups of brokers that are gone (killed with
+/// SIGKILL, so they could not remove their own). A cgroup whose broker
+/// still runs is left alone, and one with processes in it cannot be
+/// removed anyway.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ggipc-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 /// One worker's cgroup, removed when the worker is gone.
 #[derive(Debug)]
 pub(crate) struct WorkerCgroup {
@@ -308,6 +333,25 @@ mod tests {
         assert_eq!(unescape(r"/a\040b"), "/a b");
         assert_eq!(unescape(r"/plain"), "/plain");
         assert_eq!(unescape(r"/end\"), r"/end\");
+    }
+
+    #[test]
+    fn only_empty_cgroups_of_gone_brokers_are_swept() {
+        let parent = tempfile::tempdir().unwrap();
+        // Above any kernel's pid_max: no such process.
+        let gone = parent.path().join("ggipc-4000000000-com.example.A-1");
+        let busy = parent.path().join("ggipc-4000000001-com.example.A-2");
+        let ours = parent
+            .path()
+            .join(format!("ggipc-{}-com.example.A-1", std::process::id()));
+        let other = parent.path().join("system.slice");
+        for dir in [&gone, &busy, &ours, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        std::fs::write(busy.join("cgroup.procs"), "1").unwrap();
+        sweep_stale(parent.path());
+        assert!(!gone.exists());
+        assert!(busy.exists() && ours.exists() && other.exists());
     }
 
     #[test]
