@@ -13,9 +13,10 @@
 //! ```
 //! (`protocol.md` §3.10.)
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IoSlice;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -34,6 +35,32 @@ use crate::Broker;
 use crate::outbound::Outbound;
 use crate::outbound::Pushed;
 use crate::pubsub::{self, Delivery, FanOut, Subscription, Target};
+use crate::readbuf::{self, AdaptiveCodec};
+
+type Frames = FramedRead<tokio::net::unix::OwnedReadHalf, AdaptiveCodec>;
+
+/// The `{}` response of every operation, indexed by `Operation as usize`:
+/// built once for the process rather than per connection.
+static EMPTY_RESPONSES: LazyLock<Vec<PreparedMessage>> = LazyLock::new(|| {
+    Operation::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &operation)| {
+            assert_eq!(
+                i, operation as usize,
+                "Operation::ALL is in declaration order"
+            );
+            PreparedMessage::new(
+                &StrBytes::from_static(operation.response_shape()),
+                Bytes::from_static(b"{}"),
+                !operation.is_streaming(),
+            )
+        })
+        .collect()
+});
+
+/// Most frames handed to one vectored write.
+const MAX_IOVECS: usize = 64;
 
 /// Most bytes handed to one vectored write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -59,14 +86,17 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: UnixStream, conn_id: u64)
     async move {
         let (read, mut write) = stream.into_split();
         let limits = broker.limits();
-        let mut frames = FramedRead::new(
+        let mut frames = FramedRead::with_capacity(
             read,
-            FrameCodec::with_limits(FrameLimits {
+            AdaptiveCodec::new(FrameCodec::with_limits(FrameLimits {
                 max_decode_len: limits.max_frame_bytes,
                 max_encode_len: DEFAULT_MAX_ENCODE_LEN,
-            }),
+            })),
+            readbuf::IDLE_CAPACITY,
         );
-        let Some(component) = handshake(&broker, &mut frames, &mut write).await else {
+        // Boxed: its timer and writes would otherwise stay in the task's
+        // state, about 870 bytes, for the whole life of the connection.
+        let Some(component) = Box::pin(handshake(&broker, &mut frames, &mut write)).await else {
             return;
         };
         tracing::Span::current().record("component", &*component);
@@ -83,7 +113,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: UnixStream, conn_id: u64)
             outbound: outbound.clone(),
             latest_stream: 0,
             streams: HashMap::new(),
-            empty_responses: HashMap::new(),
+            last_allowed: RefCell::default(),
         };
         let close = session.run(&mut frames).await;
         session.close_all_streams(matches!(close, Close::Done));
@@ -123,7 +153,7 @@ async fn write_frame(write: &mut OwnedWriteHalf, message: &Message) -> std::io::
 /// Reads CONNECT and answers it. Returns the component on success.
 async fn handshake(
     broker: &Broker,
-    frames: &mut FramedRead<tokio::net::unix::OwnedReadHalf, FrameCodec>,
+    frames: &mut Frames,
     write: &mut OwnedWriteHalf,
 ) -> Option<Arc<str>> {
     let timeout = Duration::from_millis(broker.limits().connect_timeout_ms);
@@ -208,7 +238,9 @@ async fn frame_error(write: &mut OwnedWriteHalf, error: &FrameError) {
 }
 
 async fn write_loop(outbound: Arc<Outbound>, mut write: OwnedWriteHalf) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(64);
+    // Grows on the first event: a connection that only ever gets responses
+    // keeps a small one.
+    let mut batch: Vec<Bytes> = Vec::new();
     while outbound.next_batch(&mut batch, WRITE_BATCH_BYTES).await {
         if let Err(e) = write_all_vectored(&mut write, &mut batch).await {
             debug!(error = %e, "write failed; closing");
@@ -226,15 +258,26 @@ async fn write_all_vectored(
 ) -> std::io::Result<()> {
     let mut first = 0;
     while first < batch.len() {
-        let slices: Vec<IoSlice<'_>> = batch[first..]
-            .iter()
-            .take(64)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut written = write.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
+        // The slices live only in this synchronous block: held across an
+        // await they would sit in every connection's writer task.
+        let attempt = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(&batch[first..]) {
+                *slot = IoSlice::new(frame);
+                count += 1;
+            }
+            write.try_write_vectored(&slices[..count])
+        };
+        let mut written = match attempt {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                write.writable().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         while first < batch.len() && written >= batch[first].len() {
             written -= batch[first].len();
             first += 1;
@@ -290,14 +333,21 @@ pub(crate) struct Session {
     outbound: Arc<Outbound>,
     latest_stream: i32,
     streams: HashMap<i32, OpenStream>,
-    empty_responses: HashMap<Operation, PreparedMessage>,
+    /// The last operation and resource allowed, with the policy generation
+    /// it was decided under: a component publishing to one topic again and
+    /// again is checked once per reload.
+    last_allowed: RefCell<LastAllowed>,
+}
+
+#[derive(Debug, Default)]
+struct LastAllowed {
+    generation: u64,
+    operation: Option<Operation>,
+    resource: String,
 }
 
 impl Session {
-    async fn run(
-        &mut self,
-        frames: &mut FramedRead<tokio::net::unix::OwnedReadHalf, FrameCodec>,
-    ) -> Close {
+    async fn run(&mut self, frames: &mut Frames) -> Close {
         let mut shutdown = self.broker.shutdown.subscribe();
         loop {
             let next = tokio::select! {
@@ -406,13 +456,7 @@ impl Session {
     /// Sends the `{}` response of `operation`. Publishes answer this on
     /// every call, so the frame is prepared once per connection.
     pub(crate) fn respond_empty(&mut self, stream_id: i32, operation: Operation) {
-        let prepared = self.empty_responses.entry(operation).or_insert_with(|| {
-            PreparedMessage::new(
-                &StrBytes::from_static(operation.response_shape()),
-                Bytes::from_static(b"{}"),
-                !operation.is_streaming(),
-            )
-        });
+        let prepared = &EMPTY_RESPONSES[operation as usize];
         let _ = self
             .outbound
             .push_control(prepared.for_stream(stream_id).head);
@@ -491,6 +535,18 @@ impl Session {
     /// Checks the caller's policies for `operation` on `resource`; the error
     /// is the nucleus' `UnauthorizedError` text.
     pub(crate) fn authorize(&self, operation: Operation, resource: &str) -> Result<(), IpcError> {
+        // Read before deciding: a reload that lands meanwhile leaves the
+        // remembered decision under the old generation, never the new.
+        let generation = self.broker.policy_generation();
+        {
+            let last = self.last_allowed.borrow();
+            if last.generation == generation
+                && last.operation == Some(operation)
+                && last.resource == resource
+            {
+                return Ok(());
+            }
+        }
         let destination = operation.auth_service().unwrap_or_default();
         if self.broker.is_authorized(
             &self.component,
@@ -498,6 +554,11 @@ impl Session {
             operation.wire_name(),
             resource,
         ) {
+            let mut last = self.last_allowed.borrow_mut();
+            last.generation = generation;
+            last.operation = Some(operation);
+            last.resource.clear();
+            last.resource.push_str(resource);
             return Ok(());
         }
         let text = ggipc_protocol::policy::denial_message(

@@ -14,6 +14,7 @@ mod lifecycle;
 pub mod logs;
 pub mod outbound;
 pub mod pubsub;
+mod readbuf;
 pub mod server;
 pub mod states;
 pub mod supervisor;
@@ -64,6 +65,9 @@ impl ReloadPlan {
 #[derive(Debug)]
 pub struct Broker {
     loaded: RwLock<Arc<Loaded>>,
+    /// Bumped after every reload, so connections know when the decisions
+    /// they remember may have changed.
+    policy_generation: AtomicU64,
     /// Limits are read on every operation and fixed for the broker's life:
     /// a reload does not change them.
     limits: Limits,
@@ -155,6 +159,7 @@ impl Broker {
         let config_store = configstore::ConfigStore::open(&deployment);
         Ok(Self {
             loaded: RwLock::new(Arc::new(Loaded::build(deployment, None)?)),
+            policy_generation: AtomicU64::new(0),
             limits,
             topics: RwLock::new(TopicIndex::new()),
             next_subscription: AtomicU64::new(1),
@@ -210,6 +215,7 @@ impl Broker {
         }
         self.config_store.reload(&new.deployment);
         *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        self.policy_generation.fetch_add(1, Ordering::Release);
         Ok(plan)
     }
 
@@ -262,6 +268,11 @@ impl Broker {
     /// Asks every connection to close cleanly.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Changes whenever the policies may have.
+    pub(crate) fn policy_generation(&self) -> u64 {
+        self.policy_generation.load(Ordering::Acquire)
     }
 
     fn is_authorized(
@@ -317,7 +328,7 @@ impl Broker {
             publisher,
             topic,
             event: &event,
-            message,
+            message: &pubsub::LazyMessage::ready(message),
         })
     }
 

@@ -2,6 +2,7 @@
 //! payload, and fan-out into subscribers' outbound queues.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -124,12 +125,15 @@ impl std::fmt::Debug for PublishBody<'_> {
     }
 }
 
-impl PublishBody<'_> {
-    /// Checks the message and builds the event for `topic`.
+impl<'a> PublishBody<'a> {
+    /// Checks the message and builds the event for `topic`. The message as
+    /// listeners inside the broker see it is built only if one of them
+    /// asks: most publishes reach IPC streams only, which get the base64
+    /// text as it came.
     pub fn into_event(
         self,
         topic: &str,
-    ) -> Result<(PreparedMessage, LocalMessage), InvalidPublish> {
+    ) -> Result<(PreparedMessage, LazyMessage<'a>), InvalidPublish> {
         let message = self
             .message
             .ok_or_else(|| InvalidPublish("publishMessage is required".to_owned()))?;
@@ -146,23 +150,28 @@ impl PublishBody<'_> {
                         "jsonMessage.message must be a JSON object".to_owned(),
                     ));
                 }
-                (
-                    "jsonMessage",
-                    raw.get(),
-                    LocalMessage::Json(Bytes::copy_from_slice(raw.get().as_bytes())),
-                )
+                ("jsonMessage", raw.get(), Source::Json(raw.get()))
             }
-            (None, Some(binary)) => {
-                let (raw, bytes) = match binary.message {
-                    Some(raw) => (raw.get(), decode_base64(raw)?),
-                    None => ("\"\"", Vec::new()),
-                };
-                (
+            (None, Some(binary)) => match binary.message {
+                Some(raw) => {
+                    let text = raw.get();
+                    let local = match plain_json_string(text) {
+                        // Checked now, decoded only if a listener asks.
+                        Some(b64) if is_padded_base64(b64.as_bytes()) => Source::Base64(b64),
+                        Some(_) => return Err(bad_base64()),
+                        // Escapes, or not a string: the slow path says which.
+                        None => {
+                            Source::Owned(LocalMessage::Binary(Bytes::from(decode_base64(raw)?)))
+                        }
+                    };
+                    ("binaryMessage", text, local)
+                }
+                None => (
                     "binaryMessage",
-                    raw,
-                    LocalMessage::Binary(Bytes::from(bytes)),
-                )
-            }
+                    "\"\"",
+                    Source::Owned(LocalMessage::Binary(Bytes::new())),
+                ),
+            },
             (None, None) => {
                 return Err(InvalidPublish(
                     "publishMessage must set jsonMessage or binaryMessage".to_owned(),
@@ -174,7 +183,103 @@ impl PublishBody<'_> {
                 ));
             }
         };
-        Ok((prepare_event(branch, raw, topic), local))
+        Ok((
+            prepare_event(branch, raw, topic),
+            LazyMessage {
+                source: local,
+                built: OnceCell::new(),
+            },
+        ))
+    }
+}
+
+/// A published message, turned into a [`LocalMessage`] on first use.
+#[derive(Debug)]
+pub struct LazyMessage<'a> {
+    source: Source<'a>,
+    built: OnceCell<LocalMessage>,
+}
+
+#[derive(Debug)]
+enum Source<'a> {
+    Borrowed(&'a LocalMessage),
+    Owned(LocalMessage),
+    /// The text of a JSON object.
+    Json(&'a str),
+    /// Checked padded base64 without escapes.
+    Base64(&'a str),
+}
+
+impl<'a> LazyMessage<'a> {
+    /// A message already built.
+    pub fn ready(message: &'a LocalMessage) -> Self {
+        Self {
+            source: Source::Borrowed(message),
+            built: OnceCell::new(),
+        }
+    }
+
+    /// The message.
+    pub fn get(&self) -> &LocalMessage {
+        match &self.source {
+            Source::Borrowed(m) => m,
+            Source::Owned(m) => m,
+            Source::Json(text) => self
+                .built
+                .get_or_init(|| LocalMessage::Json(Bytes::copy_from_slice(text.as_bytes()))),
+            Source::Base64(text) => self.built.get_or_init(|| {
+                // Checked by `is_padded_base64`, which accepts exactly what
+                // this decoder does (a test holds the two together).
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .unwrap_or_default();
+                LocalMessage::Binary(Bytes::from(bytes))
+            }),
+        }
+    }
+}
+
+/// The contents of JSON string `raw` if it has no escapes.
+fn plain_json_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains(['\\', '"'])).then_some(inner)
+}
+
+fn bad_base64() -> InvalidPublish {
+    InvalidPublish("binaryMessage.message is not valid padded base64".into())
+}
+
+/// Whether the standard padded base64 decoder accepts `text`: whole
+/// quadruples of the alphabet, at most two `=` at the end, and zero bits
+/// where the padding leaves some unused. Checking costs a table lookup per
+/// byte and no allocation, where decoding costs both.
+pub fn is_padded_base64(text: &[u8]) -> bool {
+    const INVALID: u8 = 0xff;
+    const TABLE: [u8; 256] = {
+        let mut t = [INVALID; 256];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut i = 0;
+        while i < 64 {
+            t[alphabet[i] as usize] = i as u8;
+            i += 1;
+        }
+        t
+    };
+    if !text.len().is_multiple_of(4) {
+        return false;
+    }
+    let Some(last) = text.last_chunk::<4>() else {
+        return true;
+    };
+    let body = &text[..text.len() - 4];
+    if body.iter().any(|&b| TABLE[b as usize] == INVALID) {
+        return false;
+    }
+    let [a, b, c, d] = last.map(|x| TABLE[x as usize]);
+    match (last[2], last[3]) {
+        (b'=', b'=') => a != INVALID && b != INVALID && b & 0x0f == 0,
+        (_, b'=') => a != INVALID && b != INVALID && c != INVALID && c & 0x03 == 0,
+        _ => a != INVALID && b != INVALID && c != INVALID && d != INVALID,
     }
 }
 
@@ -208,7 +313,7 @@ fn decode_base64(raw: &RawValue) -> Result<Vec<u8>, InvalidPublish> {
     // what would fail there.
     base64::engine::general_purpose::STANDARD
         .decode(text.as_bytes())
-        .map_err(|_| InvalidPublish("binaryMessage.message is not valid padded base64".into()))
+        .map_err(|_| bad_base64())
 }
 
 /// `{"<branch>":{"message":<raw>,"context":{"topic":<topic>}}}`.
@@ -244,7 +349,7 @@ pub struct Delivery<'a> {
     /// The event IPC subscribers get.
     pub event: &'a PreparedMessage,
     /// The message, for listeners inside the broker.
-    pub message: &'a LocalMessage,
+    pub message: &'a LazyMessage<'a>,
 }
 
 /// Hands `delivery` to `subscription` unless it is the publisher's own and
@@ -265,7 +370,7 @@ pub fn deliver(subscription: &Subscription, delivery: &Delivery<'_>, counts: &mu
             Pushed::Closed => {}
         },
         Target::Listener(listener) => {
-            listener.on_message(delivery.publisher, delivery.topic, delivery.message);
+            listener.on_message(delivery.publisher, delivery.topic, delivery.message.get());
             counts.queued += 1;
         }
     }
@@ -310,6 +415,62 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        // The fast check and the decoder subscribers use must agree on
+        // every input, or a publish would be accepted that a subscriber
+        // cannot read (or refused that it could).
+        #[test]
+        fn the_base64_check_accepts_exactly_what_the_decoder_does(
+            text in "[A-Za-z0-9+/=\\-_ ]{0,12}",
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..12),
+        ) {
+            let decoder = base64::engine::general_purpose::STANDARD;
+            proptest::prop_assert_eq!(
+                is_padded_base64(text.as_bytes()),
+                decoder.decode(text.as_bytes()).is_ok(),
+                "{:?}", text
+            );
+            let encoded = decoder.encode(&bytes);
+            proptest::prop_assert!(is_padded_base64(encoded.as_bytes()));
+            // Every one-byte change of a valid text, too.
+            for i in 0..encoded.len() {
+                for b in [b'=', b'A', b'B', b'/', b'-', 0u8, 0xc3] {
+                    let mut changed = encoded.clone().into_bytes();
+                    changed[i] = b;
+                    proptest::prop_assert_eq!(
+                        is_padded_base64(&changed),
+                        decoder.decode(&changed).is_ok(),
+                        "{:?}", changed
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn listeners_get_the_decoded_message_escaped_or_not() {
+        for payload in [
+            r#"{"topic": "t", "publishMessage": {"binaryMessage": {"message": "aGVsbG8="}}}"#,
+            r#"{"topic": "t", "publishMessage": {"binaryMessage": {"message": "aGVsbG8\u003d"}}}"#,
+        ] {
+            let (_, body) = parse_publish(payload.as_bytes()).unwrap();
+            let (_, message) = body.into_event("t").unwrap();
+            assert_eq!(
+                message.get(),
+                &LocalMessage::Binary(Bytes::from_static(b"hello"))
+            );
+        }
+        let (_, body) = parse_publish(
+            br#"{"topic": "t", "publishMessage": {"jsonMessage": {"message": {"a": 1}}}}"#,
+        )
+        .unwrap();
+        let (_, message) = body.into_event("t").unwrap();
+        assert_eq!(
+            message.get(),
+            &LocalMessage::Json(Bytes::from_static(br#"{"a": 1}"#))
+        );
+    }
+
     #[test]
     fn bad_messages_are_refused_with_a_reason() {
         let cases = [
@@ -340,6 +501,14 @@ mod tests {
             ),
             (
                 r#"{"topic": "t", "publishMessage": {"binaryMessage": {"message": 5}}}"#,
+                "base64",
+            ),
+            (
+                r#"{"topic": "t", "publishMessage": {"binaryMessage": {"message": "aGVsbG9="}}}"#,
+                "base64",
+            ),
+            (
+                r#"{"topic": "t", "publishMessage": {"binaryMessage": {"message": "aGVs\nbG8="}}}"#,
                 "base64",
             ),
             ("[1]", "not a PublishToTopicRequest"),

@@ -322,6 +322,12 @@ impl Client {
         request: &SubscribeToTopicRequest,
     ) -> Result<Subscription<TopicMessage>, Error> {
         fn decode(rpc: &ggipc_protocol::RpcMessage) -> Result<TopicMessage, Error> {
+            let shape = rpc.service_model_type.as_ref().map(|s| s.as_str());
+            if shape == Some(SubscriptionResponseMessage::ID)
+                && let Some(message) = TopicMessage::from_plain_binary_event(rpc.payload())
+            {
+                return Ok(message);
+            }
             TopicMessage::try_from(decode_event::<SubscriptionResponseMessage>(rpc)?)
         }
         self.open(Operation::SubscribeToTopic, request.to_payload(), decode)

@@ -292,8 +292,10 @@ fn sighup_adds_removes_and_changes_components_and_live_policies() {
     };
     use ggipc_protocol::rpc::MessageType;
     assert_eq!(publish(&mut b_conn, "y"), MessageType::ApplicationError);
+    // Allowed, and the connection remembers that: a reload must end it.
+    assert_eq!(publish(&mut b_conn, "x"), MessageType::ApplicationMessage);
 
-    let b2 = ComponentSpec::new("com.example.B", pubsub_on(json!(["x", "y"])));
+    let b2 = ComponentSpec::new("com.example.B", pubsub_on(json!(["y"])));
     let c = component("com.example.C", json!({"run": "echo started-C"}));
     broker.redeploy(&[b2, c]);
 
@@ -312,7 +314,9 @@ fn sighup_adds_removes_and_changes_components_and_live_policies() {
         marker_processes(&marker).is_empty(),
         "removed component still runs"
     );
-    // The live connection is judged by the new policy...
+    // The live connection is judged by the new policy, what it was allowed
+    // a moment ago included...
+    assert_eq!(publish(&mut b_conn, "x"), MessageType::ApplicationError);
     assert_eq!(publish(&mut b_conn, "y"), MessageType::ApplicationMessage);
     // ...B kept its token, and A's no longer opens a connection.
     assert_eq!(broker.token("com.example.B"), b_token);
