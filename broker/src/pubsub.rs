@@ -242,7 +242,11 @@ impl<'a> LazyMessage<'a> {
 /// The contents of JSON string `raw` if it has no escapes.
 fn plain_json_string(raw: &str) -> Option<&str> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains(['\\', '"'])).then_some(inner)
+    // memchr: `str::contains` with a char set went byte by byte and was
+    // half of the broker's CPU at 64 KiB messages (perf).
+    memchr::memchr2(b'\\', b'"', inner.as_bytes())
+        .is_none()
+        .then_some(inner)
 }
 
 fn bad_base64() -> InvalidPublish {
@@ -272,8 +276,20 @@ pub fn is_padded_base64(text: &[u8]) -> bool {
         return true;
     };
     let body = &text[..text.len() - 4];
-    if body.iter().any(|&b| TABLE[b as usize] == INVALID) {
-        return false;
+    // Range tests without an early exit per byte, so that the compiler
+    // turns them into vector compares; a table lookup per byte with a
+    // branch was a third of the broker's CPU at 1 KiB messages (perf).
+    let alphabet = |b: u8| {
+        b.is_ascii_uppercase()
+            | b.is_ascii_lowercase()
+            | b.is_ascii_digit()
+            | (b == b'+')
+            | (b == b'/')
+    };
+    for chunk in body.chunks(256) {
+        if !chunk.iter().fold(true, |ok, &b| ok & alphabet(b)) {
+            return false;
+        }
     }
     let [a, b, c, d] = last.map(|x| TABLE[x as usize]);
     match (last[2], last[3]) {

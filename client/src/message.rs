@@ -71,17 +71,15 @@ impl TopicMessage {
     pub(crate) fn from_plain_binary_event(payload: &[u8]) -> Option<Self> {
         use base64::Engine as _;
         let rest = payload.strip_prefix(br#"{"binaryMessage":{"message":""#)?;
-        let end = rest.iter().position(|&b| b == b'"')?;
+        let end = memchr::memchr(b'"', rest)?;
         let (b64, rest) = rest.split_at(end);
         let rest = rest.strip_prefix(br#"","context":{"topic":""#)?;
         let topic = rest.strip_suffix(br#""}}}"#)?;
-        if topic.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        if memchr::memchr2(b'"', b'\\', topic).is_some() || topic.iter().any(|&b| b < 0x20) {
             return None;
         }
         let topic = std::str::from_utf8(topic).ok()?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
         Some(Self {
             topic: topic.to_owned(),
             payload: Payload::Binary(Bytes::from(bytes)),
