@@ -71,7 +71,9 @@ impl Decoder for AdaptiveCodec {
         if spare < want / 2 {
             src.reserve(want);
         }
-        self.large |= busy;
+        // A frame larger than a busy buffer leaves its whole allocation
+        // behind for reuse: give it back too once the connection is quiet.
+        self.large |= busy || src.capacity() > BUSY_CAPACITY;
         Ok(None)
     }
 }
@@ -127,6 +129,22 @@ mod tests {
         assert_eq!(drain(&mut codec, &mut buf), 40);
         assert!(buf.capacity() >= BUSY_CAPACITY / 2);
         // Then a single frame per read: the connection is quiet again.
+        buf.put_slice(&frame(10));
+        assert_eq!(drain(&mut codec, &mut buf), 1);
+        assert!(buf.capacity() <= IDLE_CAPACITY, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn a_single_large_frame_does_not_keep_its_buffer_once_quiet() {
+        let mut codec = AdaptiveCodec::new(FrameCodec::new());
+        let bytes = frame(1 << 20);
+        let mut buf = BytesMut::with_capacity(IDLE_CAPACITY);
+        buf.put_slice(&bytes[..64]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.put_slice(&bytes[64..]);
+        // The frame is handed out and dropped, as the connection does.
+        assert_eq!(drain(&mut codec, &mut buf), 1);
+        // Quiet: the next small frame arrives alone.
         buf.put_slice(&frame(10));
         assert_eq!(drain(&mut codec, &mut buf), 1);
         assert!(buf.capacity() <= IDLE_CAPACITY, "{}", buf.capacity());
