@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use clap::Parser;
 use ggipc_broker::logs::{GreengrassLogLayer, LogConfig};
@@ -134,15 +135,40 @@ fn demo_deployment(root: &Path) -> Result<config::Deployment, String> {
     config::load(&file, Some(root)).map_err(|e| e.to_string())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the broker can only be killed; say so
-        // and keep serving.
-        tracing::error!("cannot install signal handlers");
+/// The signals the broker handles, installed before it says it is ready:
+/// a signal sent the moment `ready` is logged must not meet the default
+/// action (which for all three is to die on the spot, leaving the socket
+/// file and the components behind).
+struct Signals {
+    /// SIGTERM and SIGINT.
+    stop: Option<(Signal, Signal)>,
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        let stop = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            // Without the handlers the broker can only be killed; say so
+            // and keep serving.
+            _ => {
+                tracing::error!("cannot install the SIGTERM and SIGINT handlers");
+                None
+            }
+        };
+        let hangup = signal(SignalKind::hangup()).ok();
+        if hangup.is_none() {
+            tracing::error!("cannot install the SIGHUP handler; reloading is off");
+        }
+        Self { stop, hangup }
+    }
+}
+
+async fn shutdown_signal(stop: Option<(Signal, Signal)>) {
+    let Some((mut term, mut int)) = stop else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -156,14 +182,13 @@ async fn shutdown_signal() {
 /// their next operation. A document that does not load is reported and the
 /// running deployment stays.
 async fn reload_on_sighup(
+    hangup: Option<Signal>,
     file: Option<PathBuf>,
     root: Option<PathBuf>,
     broker: Arc<Broker>,
     supervisor: Arc<Supervisor>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler; reloading is off");
+    let Some(mut hup) = hangup else {
         return;
     };
     while hup.recv().await.is_some() {
@@ -334,6 +359,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let signals = Signals::install();
         let server = match Server::bind(&deployment.socket_path, deployment.socket_mode) {
             Ok(s) => s,
             Err(e) => {
@@ -370,6 +396,7 @@ fn main() -> ExitCode {
         }
         supervisor.start_all();
         tokio::spawn(reload_on_sighup(
+            signals.hangup,
             args.deployment.clone(),
             args.root.clone(),
             broker.clone(),
@@ -380,7 +407,7 @@ fn main() -> ExitCode {
         let stopping = supervisor.clone();
         server
             .run(broker, async move {
-                shutdown_signal().await;
+                shutdown_signal(signals.stop).await;
                 stopping.stop_all().await;
             })
             .await;

@@ -324,3 +324,63 @@ fn sighup_adds_removes_and_changes_components_and_live_policies() {
     refused.send(&ggipc_protocol::rpc::connect(&a_token));
     assert!(!refused.recv().unwrap().is_accepted_ack());
 }
+
+/// A signal sent the moment `ready` is logged is handled, not fatal: the
+/// handlers are installed before the line is written. (SIGHUP's used to be
+/// installed by a task that had not yet run, and the default action killed
+/// the broker, leaving its socket file behind.)
+#[test]
+fn signals_sent_right_after_ready_are_handled() {
+    use rustix::process::{Pid, Signal, kill_process};
+    use std::process::{Command, Stdio};
+    for signal in [Signal::HUP, Signal::TERM, Signal::INT] {
+        for _ in 0..5 {
+            let dir = tempfile::Builder::new()
+                .prefix("gg")
+                .tempdir_in("/tmp")
+                .unwrap();
+            let deployment = dir.path().join("deployment.json");
+            std::fs::write(&deployment, r#"{"components": {}}"#).unwrap();
+            let root = dir.path().join("root");
+            let log = dir.path().join("broker.log");
+            let mut child = Command::new(ggipc_tests::workspace_bin("ggipc-broker"))
+                .arg("--root")
+                .arg(&root)
+                .arg("--deployment")
+                .arg(&deployment)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let text = || std::fs::read_to_string(&log).unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            // No sleep: the signal goes out as soon as the line is there.
+            while !text().contains(" ready ") {
+                assert!(Instant::now() < deadline, "not ready:\n{}", text());
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("exited with {status}:\n{}", text());
+                }
+            }
+            let pid = Pid::from_raw(child.id() as i32).unwrap();
+            kill_process(pid, signal).unwrap();
+            if signal == Signal::HUP {
+                while !text().contains("deployment reloaded") {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no reload after SIGHUP:\n{}",
+                        text()
+                    );
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("SIGHUP ended the broker with {status}:\n{}", text());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                kill_process(pid, Signal::TERM).unwrap();
+            }
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{signal:?}: {status}\n{}", text());
+            assert!(!root.join("ipc.socket").exists(), "socket left behind");
+        }
+    }
+}
