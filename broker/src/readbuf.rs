@@ -103,6 +103,16 @@ mod tests {
         n
     }
 
+    /// A fresh connection that has read the first `len` bytes of `bytes`,
+    /// too few for the frame.
+    fn first_piece_of(bytes: &[u8], len: usize) -> (AdaptiveCodec, BytesMut) {
+        let mut codec = AdaptiveCodec::new(FrameCodec::new());
+        let mut buf = BytesMut::with_capacity(IDLE_CAPACITY);
+        buf.put_slice(&bytes[..len]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        (codec, buf)
+    }
+
     #[test]
     fn one_frame_at_a_time_keeps_the_buffer_small() {
         let mut codec = AdaptiveCodec::new(FrameCodec::new());
@@ -136,11 +146,8 @@ mod tests {
 
     #[test]
     fn a_single_large_frame_does_not_keep_its_buffer_once_quiet() {
-        let mut codec = AdaptiveCodec::new(FrameCodec::new());
         let bytes = frame(1 << 20);
-        let mut buf = BytesMut::with_capacity(IDLE_CAPACITY);
-        buf.put_slice(&bytes[..64]);
-        assert!(codec.decode(&mut buf).unwrap().is_none());
+        let (mut codec, mut buf) = first_piece_of(&bytes, 64);
         buf.put_slice(&bytes[64..]);
         // The frame is handed out and dropped, as the connection does.
         assert_eq!(drain(&mut codec, &mut buf), 1);
@@ -152,11 +159,8 @@ mod tests {
 
     #[test]
     fn a_large_frame_arriving_in_pieces_is_reserved_whole() {
-        let mut codec = AdaptiveCodec::new(FrameCodec::new());
         let bytes = frame(64 * 1024);
-        let mut buf = BytesMut::with_capacity(IDLE_CAPACITY);
-        buf.put_slice(&bytes[..100]);
-        assert!(codec.decode(&mut buf).unwrap().is_none());
+        let (mut codec, mut buf) = first_piece_of(&bytes, 100);
         assert!(buf.capacity() >= bytes.len(), "{}", buf.capacity());
         buf.put_slice(&bytes[100..]);
         let m = codec.decode(&mut buf).unwrap().unwrap();
