@@ -352,6 +352,29 @@ impl BrokerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many times `needle` occurs in `component`'s log so far.
+    pub fn component_log_count(&self, component: &str, needle: &str) -> usize {
+        std::fs::read_to_string(self.root.join("logs").join(format!("{component}.log")))
+            .unwrap_or_default()
+            .matches(needle)
+            .count()
+    }
+
+    /// Waits until `component`'s log holds `needle` at least `times` times.
+    /// A RUNNING state only says the process was spawned: a test that
+    /// restarts it waits for its first output, or the restart may kill the
+    /// first process before it printed anything.
+    pub fn wait_component_log(&self, component: &str, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.component_log_count(component, needle) < times {
+            assert!(
+                Instant::now() < deadline,
+                "{component} did not print {needle:?} {times} times"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The token of a component of the deployment.
     pub fn token(&self, component: &str) -> &str {
         &self.tokens[component]

@@ -321,25 +321,6 @@ fn socket_and_token_can_come_from_flags() {
     );
 }
 
-/// Waits until `component`'s log shows its `run` script started `times`
-/// times (it echoes `run-started`).
-fn wait_started(broker: &BrokerProcess, component: &str, times: usize) {
-    let log = broker.root.join("logs").join(format!("{component}.log"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .matches("run-started")
-        .count()
-        < times
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{component} not started {times} times"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `component` prints what greengrass-cli prints (`semantics.md` §5.6);
 /// refusals print the error's type and message and exit 1.
 #[test]
@@ -382,6 +363,7 @@ fn component_commands_print_like_greengrass_cli_and_report_errors() {
         }
     };
     wait_for("RUNNING");
+    broker.wait_component_log("com.example.Worker", "run-started", 1);
 
     let (code, stdout, stderr) = run(&["component", "list"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -400,7 +382,7 @@ fn component_commands_print_like_greengrass_cli_and_report_errors() {
         assert_eq!((code, stdout.as_str()), (Some(0), ""), "{action}: {stderr}");
         if action == "restart" {
             // The answer means "accepted": wait for the new process.
-            wait_started(&broker, "com.example.Worker", 2);
+            broker.wait_component_log("com.example.Worker", "run-started", 2);
         }
     }
     wait_for("FINISHED");

@@ -135,14 +135,8 @@ fn iot_core_unconfigured<T: Debug>(operation: Operation, action: &str, result: R
 /// Waits until `component`'s log shows its `run` script started `times`
 /// times (it echoes `run-started`).
 async fn wait_started(broker: &BrokerProcess, component: &str, times: usize) {
-    let log = broker.root.join("logs").join(format!("{component}.log"));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .matches("run-started")
-        .count()
-        < times
-    {
+    while broker.component_log_count(component, "run-started") < times {
         assert!(
             Instant::now() < deadline,
             "{component} not started {times} times"
@@ -324,6 +318,9 @@ async fn every_operation_answers_with_its_response_or_its_modeled_error() {
     );
 
     wait_state(&a, WORKER, LifecycleState::Running).await;
+    // RUNNING means spawned: the restart below must not kill the first
+    // process before it printed.
+    wait_started(&broker, WORKER, 1).await;
     let details = a
         .get_component_details(&GetComponentDetailsRequest {
             component_name: name(WORKER),

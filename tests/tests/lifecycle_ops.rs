@@ -70,6 +70,7 @@ fn operators_list_inspect_restart_and_stop_components() {
     );
     let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
     wait_state(&mut op, "com.example.Worker", "RUNNING");
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 1);
 
     let (shape, body) = call(&mut op, "ListComponents", json!({}));
     assert_eq!(shape, "aws.greengrass#ListComponentsResponse");
@@ -109,17 +110,7 @@ fn operators_list_inspect_restart_and_stop_components() {
     );
     assert_eq!(shape, "aws.greengrass#RestartComponentResponse");
     assert_eq!(body["restartStatus"], "SUCCEEDED");
-    let log_path = broker.root.join("logs/com.example.Worker.log");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::fs::read_to_string(&log_path)
-        .unwrap()
-        .matches("stdout. run-started")
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "worker not restarted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 2);
     let (_, body) = call(
         &mut op,
         "StopComponent",
