@@ -263,16 +263,12 @@ async fn roll_out(
         // is judged over a settling window: a component that errors within
         // it failed to come up.
         let settle = policies.timeout.min(ROLLBACK_SETTLE);
-        let deadline = tokio::time::Instant::now() + settle;
-        let states = &supervisor.context().states;
-        let mut failed = Vec::new();
-        for name in plan.added.iter().chain(&plan.changed) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let reached = states.wait_for(name, &[Errored, Broken], left).await;
-            if matches!(reached, Some(Errored | Broken)) {
-                failed.push(name.clone());
-            }
-        }
+        let started: Vec<String> = plan.added.iter().chain(&plan.changed).cloned().collect();
+        let failed = supervisor
+            .context()
+            .states
+            .wait_for_any(&started, &[Errored, Broken], settle)
+            .await;
         if !failed.is_empty() {
             tracing::warn!(deployment = %id, failed = ?failed, "deployment failed; rolling back");
             match broker.reload(previous) {
@@ -385,15 +381,17 @@ fn main() -> ExitCode {
             logs,
             socket: server.connect_path().to_path_buf(),
         }));
+        broker.attach(&supervisor);
+        // Before `ready`: whoever waits for it may read the operator identity
+        // at once.
+        if let Err(e) = broker.write_cli_identity(server.connect_path()) {
+            tracing::warn!(error = %e, "cannot write the operator identity under cli_ipc_info");
+        }
         tracing::info!(
             socket = %server.connect_path().display(),
             components,
             "ready"
         );
-        broker.attach(&supervisor);
-        if let Err(e) = broker.write_cli_identity(server.connect_path()) {
-            tracing::warn!(error = %e, "cannot write the operator identity under cli_ipc_info");
-        }
         supervisor.start_all();
         tokio::spawn(reload_on_sighup(
             signals.hangup,

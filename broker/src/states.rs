@@ -121,4 +121,63 @@ impl ComponentStates {
             }
         }
     }
+
+    /// Waits until at least one of `components` is in one of `wanted`, or
+    /// `timeout` passes; returns those that are. All are watched for the
+    /// whole time: a component that fails while another is waited on is not
+    /// missed, nor one that recovers before its turn would have come.
+    pub async fn wait_for_any(
+        &self,
+        components: &[String],
+        wanted: &[LifecycleState],
+        timeout: std::time::Duration,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let reached: Vec<String> = components
+                .iter()
+                .filter(|c| self.get(c).is_some_and(|s| wanted.contains(&s)))
+                .cloned()
+                .collect();
+            if !reached.is_empty() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return reached;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_any_sees_a_failure_of_each_component_at_any_time() {
+        let states = Arc::new(ComponentStates::default());
+        let names = ["a".to_owned(), "b".to_owned()];
+        for n in &names {
+            states.register(n, "1.0.0");
+            states.set(n, LifecycleState::Running);
+        }
+        let wanted = [LifecycleState::Errored, LifecycleState::Broken];
+        // Nothing fails: the whole window passes and nobody is named.
+        let none = states
+            .wait_for_any(&names, &wanted, Duration::from_millis(50))
+            .await;
+        assert!(none.is_empty());
+        // The second one fails while the first is still fine: found at
+        // once, not after the first's share of the window.
+        let setter = states.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            setter.set("b", LifecycleState::Errored);
+        });
+        let failed = states
+            .wait_for_any(&names, &wanted, Duration::from_secs(30))
+            .await;
+        assert_eq!(failed, ["b"]);
+    }
 }

@@ -319,22 +319,48 @@ fn lookup_user(spec: &str) -> Result<(u32, u32), String> {
 struct Running {
     child: Child,
     pgid: Option<i32>,
+    /// The task copying the script's stdout and stderr to its log.
+    output: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// How long the end of a step waits for the rest of its output once its
+/// process group is gone. The pipes close when the last writer exits; only a
+/// process that left the group (setsid) can hold them open longer.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
 impl Running {
-    async fn stop(&mut self, grace: Duration) {
-        let Some(pgid) = self.pgid else { return };
-        signal_group(pgid, rustix::process::Signal::TERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            signal_group(pgid, rustix::process::Signal::KILL);
-            let _ = self.child.wait().await;
+    fn new(child: Child, output: tokio::task::JoinHandle<()>) -> Self {
+        Self {
+            pgid: child.id().map(|p| p as i32),
+            child,
+            output: Some(output),
         }
-        // Children that outlived their parent in the group go too.
-        signal_group(pgid, rustix::process::Signal::KILL);
-        self.pgid = None;
+    }
+
+    async fn stop(&mut self, grace: Duration) {
+        if let Some(pgid) = self.pgid {
+            signal_group(pgid, rustix::process::Signal::TERM);
+            if tokio::time::timeout(grace, self.child.wait())
+                .await
+                .is_err()
+            {
+                signal_group(pgid, rustix::process::Signal::KILL);
+                let _ = self.child.wait().await;
+            }
+            // Children that outlived their parent in the group go too.
+            signal_group(pgid, rustix::process::Signal::KILL);
+            self.pgid = None;
+        }
+        self.drain_output().await;
+    }
+
+    /// Waits until what the step printed is in its log, so that its lines
+    /// come before the step's end and the state that follows it (a reader of
+    /// the log who sees FINISHED or BROKEN sees the output that led there).
+    async fn drain_output(&mut self) {
+        if let Some(output) = self.output.take() {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, output).await;
+        }
     }
 }
 
@@ -354,14 +380,14 @@ fn signal_group(pgid: i32, signal: rustix::process::Signal) {
 
 /// Starts `script` for `component` in its own process group, its output
 /// going line by line to `log`.
-pub fn spawn_script(
+fn spawn_script(
     ctx: &LaunchContext,
     component: &Component,
     lifecycle: &Lifecycle,
     step_name: &str,
     step: &Step,
     states: &Arc<ComponentStates>,
-) -> Result<Child, String> {
+) -> Result<Running, String> {
     let work = ctx
         .work_dir(&component.name)
         .map_err(|e| format!("cannot create the work folder: {e}"))?;
@@ -401,7 +427,7 @@ pub fn spawn_script(
         .map_err(|e| format!("cannot start {step_name}: {e}"))?;
     let log = ctx.log(&component.name);
     let script_name = format!("services.{}.lifecycle.{step_name}", component.name);
-    for (stream, level) in [("stdout", "INFO"), ("stderr", "WARN")] {
+    let [out, err] = [("stdout", "INFO"), ("stderr", "WARN")].map(|(stream, level)| {
         let lines: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if stream == "stdout" {
             Box::new(child.stdout.take().expect("piped"))
         } else {
@@ -409,7 +435,7 @@ pub fn spawn_script(
         };
         let (log, script_name, states) = (log.clone(), script_name.clone(), states.clone());
         let name = component.name.clone();
-        tokio::spawn(async move {
+        async move {
             let mut reader = BufReader::new(lines).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 let state = states.get(&name).map_or("NEW", LifecycleState::as_str);
@@ -425,8 +451,8 @@ pub fn spawn_script(
                     ],
                 );
             }
-        });
-    }
+        }
+    });
     log.write(
         "INFO",
         "lifecycle",
@@ -434,7 +460,10 @@ pub fn spawn_script(
         "",
         &[("scriptName", &script_name), ("command", &script)],
     );
-    Ok(child)
+    let output = tokio::spawn(async move {
+        tokio::join!(out, err);
+    });
+    Ok(Running::new(child, output))
 }
 
 /// A supervised generic component.
@@ -586,13 +615,9 @@ impl Supervisor {
         let stopping = *stop.borrow();
         if let Some(shutdown) = &lifecycle.shutdown
             && stopping
-            && let Ok(child) =
+            && let Ok(mut running) =
                 spawn_script(ctx, &component, &lifecycle, "shutdown", shutdown, states)
         {
-            let mut running = Running {
-                pgid: child.id().map(|p| p as i32),
-                child,
-            };
             let limit = shutdown.timeout.unwrap_or(SHUTDOWN_TIMEOUT);
             if tokio::time::timeout(limit, running.child.wait())
                 .await
@@ -601,6 +626,7 @@ impl Supervisor {
                 running.stop(Duration::ZERO).await;
             }
             running.pgid = None;
+            running.drain_output().await;
         }
         if *stop.borrow() {
             states.set(&name, LifecycleState::Finished);
@@ -659,15 +685,13 @@ impl Supervisor {
             }
             return Attempt::Finished;
         };
-        let child = match spawn_script(ctx, component, lifecycle, "run", run, states) {
-            Ok(c) => c,
+        // RUNNING before the launch: the first line the script prints is
+        // logged with the state it runs in.
+        states.set(name, LifecycleState::Running);
+        let mut running = match spawn_script(ctx, component, lifecycle, "run", run, states) {
+            Ok(r) => r,
             Err(e) => return Attempt::Failed(e),
         };
-        let mut running = Running {
-            pgid: child.id().map(|p| p as i32),
-            child,
-        };
-        states.set(name, LifecycleState::Running);
         let limit = run.timeout;
         let waited = tokio::select! {
             status = running.child.wait() => Some(status),
@@ -714,7 +738,7 @@ impl Supervisor {
         default_timeout: Duration,
         stop: &mut watch::Receiver<bool>,
     ) -> Attempt {
-        let child = match spawn_script(
+        let mut running = match spawn_script(
             &self.ctx,
             component,
             lifecycle,
@@ -722,12 +746,8 @@ impl Supervisor {
             step,
             &self.ctx.states,
         ) {
-            Ok(c) => c,
+            Ok(r) => r,
             Err(e) => return Attempt::Failed(e),
-        };
-        let mut running = Running {
-            pgid: child.id().map(|p| p as i32),
-            child,
         };
         let limit = step.timeout.unwrap_or(default_timeout);
         let result = tokio::select! {

@@ -352,6 +352,19 @@ impl BrokerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the broker's log holds `needle` at least `times` times.
+    pub fn wait_log(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_text().matches(needle).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} x{times} in:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// How many times `needle` occurs in `component`'s log so far.
     pub fn component_log_count(&self, component: &str, needle: &str) -> usize {
         std::fs::read_to_string(self.root.join("logs").join(format!("{component}.log")))

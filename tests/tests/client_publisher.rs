@@ -130,7 +130,7 @@ fn a_denied_publish_is_logged_and_the_sample_carries_on() {
     let topic = args.iter().position(|a| a == "local/topic").unwrap();
     args[topic] = "other/topic".into();
     let sample = start_sample(&broker, &args);
-    std::thread::sleep(Duration::from_millis(400));
+    broker.wait_log("operation denied", 2);
     let out = stop(sample);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", out.status);
@@ -150,7 +150,9 @@ fn a_lost_connection_ends_the_sample_with_status_1() {
     let recipe = recipe();
     let mut broker = broker_for(&recipe);
     let sample = start_sample(&broker, &run_command(&recipe, 50));
-    std::thread::sleep(Duration::from_millis(300));
+    // Connected before the crash (the sample is the only client): a sample
+    // still starting would meet the new broker instead.
+    broker.wait_log("connection opened", 1);
     broker.crash_and_restart();
     let out = sample.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -94,7 +94,7 @@ fn binary_and_json_keep_their_form() {
     let sub = PythonScenario::start(
         &broker,
         "com.example.Sub",
-        &["subscribe", "data/#", "3", "--timeout", "10"],
+        &["subscribe", "data/#", "3", "--timeout", "30"],
     );
     let results = json_lines(&run_python(
         &broker,
@@ -198,7 +198,8 @@ fn publishing_from_inside_a_subscription_callback() {
     let stats = &responder.finish()[0];
     assert_eq!(stats["handled"], requests, "{stats}");
     assert_eq!(stats["errors"], 0, "{stats}");
-    assert!(stats["max_ms"].as_f64().unwrap() < 1000.0, "{stats}");
+    // A deadlock would never answer; the bound is loose for a busy machine.
+    assert!(stats["max_ms"].as_f64().unwrap() < 5000.0, "{stats}");
 }
 
 /// BR-18 (local part): overlapping subscriptions each get one copy.
@@ -250,7 +251,9 @@ fn broker_stop_closes_streams_and_restart_needs_resubscribe() {
     assert_eq!(report["closed"], 3, "{report}");
     assert_eq!(report["disconnected"], true, "{report}");
     let lag = report["last_closed_at"].as_f64().unwrap() - stopped_at;
-    assert!(lag < 1.0, "streams closed {lag:.3} s after the stop");
+    // `watch_close` gives up after 10 s: well under that means the broker
+    // closed them, with room for a busy machine.
+    assert!(lag < 5.0, "streams closed {lag:.3} s after the stop");
 
     broker.restart();
     // Published before anyone resubscribed: not kept.
@@ -299,15 +302,15 @@ fn long_root_path_gets_a_connectable_socket_path() {
 /// BR-20 (d): a relocated socket is created exactly where configured.
 #[test]
 fn relocated_socket_is_created_where_configured() {
+    // Outside the harness' folder, as a device would have it; the pid keeps
+    // two runs on one host apart.
+    let relocated = format!("/tmp/ggipc-relocated-{}.sock", std::process::id());
     let broker = BrokerProcess::start_with_system(
         &[ComponentSpec::pubsub_all("com.example.Sub")],
         json!({}),
-        json!({"ipcSocketPath": "/tmp/ggipc-relocated-test.sock"}),
+        json!({"ipcSocketPath": relocated}),
     );
-    assert_eq!(
-        broker.socket.to_str().unwrap(),
-        "/tmp/ggipc-relocated-test.sock"
-    );
+    assert_eq!(broker.socket.to_str().unwrap(), relocated);
     let out = run_python(&broker, "com.example.Sub", "ipc_scenarios.py", &["connect"]);
     assert_eq!(json_lines(&out)[0]["connected"], true);
 }
@@ -376,10 +379,17 @@ fn subscription_churn_returns_memory() {
     std::thread::sleep(Duration::from_millis(300));
     let baseline = broker.rss_kib();
     churn(3000);
-    std::thread::sleep(Duration::from_millis(500));
-    let after = broker.rss_kib();
+    // The broker notices the hang-ups at its own pace: give it up to 10 s
+    // to get back under the bound rather than one fixed pause.
+    let bound = baseline + baseline / 20 + 256;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = broker.rss_kib();
+    while after > bound && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = broker.rss_kib();
+    }
     assert!(
-        after <= baseline + baseline / 20 + 256,
+        after <= bound,
         "RSS {baseline} KiB before churn, {after} KiB after"
     );
 }

@@ -202,7 +202,10 @@ fn a_redeployed_lambda_publishes_from_its_new_version_and_no_event_runs_twice() 
     );
     let v2_records = v2.records();
     assert!(!v2_records.is_empty());
-    assert!(!alive(v1_pid), "the old version's worker is gone");
+    assert!(
+        alive_after(&[v1_pid], Duration::from_secs(5)).is_empty(),
+        "the old version's worker is gone"
+    );
     // Events not handled were said not to be.
     let missing = (sent as usize) - seqs.len();
     let log = component_log(&broker, "com.example.Fn");

@@ -61,8 +61,10 @@ fn on_demand_workers_scale_to_the_maximum_and_exit_when_idle() {
     assert!(code.records().is_empty());
     assert!(!component_log(&broker, "com.example.OnDemand").contains("lambda-worker-ready"));
     let mut conn = connect_publisher(&broker);
+    // 1 s each: two workers alone would need 4.5 s for the nine, so the
+    // third has time to start even on a busy machine.
     for seq in 0..9 {
-        publish_json(&mut conn, "od", &json!({"seq": seq, "sleep": 0.5}));
+        publish_json(&mut conn, "od", &json!({"seq": seq, "sleep": 1.0}));
     }
     let records = code.wait_count(
         &broker,
@@ -421,16 +423,22 @@ fn stopping_the_broker_leaves_no_worker_nor_its_children() {
     let started = Instant::now();
     assert!(broker.terminate().success());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let alive_now: Vec<u64> = processes.iter().copied().filter(|p| alive(*p)).collect();
+    let alive_now = alive_after(&processes, Duration::from_secs(5));
     assert!(alive_now.is_empty(), "left behind: {alive_now:?}");
     wait_state(&broker, "com.example.Pinned", "FINISHED", Duration::ZERO);
     wait_state(&broker, "com.example.Demand", "FINISHED", Duration::ZERO);
 }
 
-/// Takes 1.5 s to import, as a function with heavy dependencies would.
+/// Slow to import, as a function with heavy dependencies would be: until the
+/// test opens its gate.
 const SLOW_START: &str = r#"import json, os, time
 
-time.sleep(1.5)
+# Import ends when the test opens the gate (or after 30 s), not after a
+# fixed time a busy machine could outrun.
+gate = os.path.join(os.path.dirname(os.environ["OUT"]), "gate")
+deadline = time.monotonic() + 30
+while not os.path.exists(gate) and time.monotonic() < deadline:
+    time.sleep(0.02)
 
 
 def handler(event, context):
@@ -467,6 +475,7 @@ fn events_published_while_the_worker_starts_are_all_handled_in_order() {
         !component_log(&broker, "com.example.Offline").contains("lambda-worker-ready"),
         "the events were meant to arrive before the worker is ready"
     );
+    std::fs::write(code.path().join("gate"), "").unwrap();
     let records = code.wait_count(
         &broker,
         "com.example.Offline",

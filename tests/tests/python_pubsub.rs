@@ -2,7 +2,6 @@
 //! publishing and subscribing through the real broker binary.
 
 use std::thread;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ggipc_tests::{
@@ -100,12 +99,12 @@ fn wildcard_filters_route_only_matching_topics() {
     let plus = Subscriber::start(
         &broker,
         "com.example.Sub",
-        &["s/+/t", "2", "--timeout", "5"],
+        &["s/+/t", "2", "--timeout", "30"],
     );
     let unicode = Subscriber::start(
         &broker,
         "com.example.Sub",
-        &["センサー/#", "1", "--timeout", "5"],
+        &["センサー/#", "1", "--timeout", "30"],
     );
     for topic in [
         "s/1/t",
@@ -139,18 +138,28 @@ fn receive_mode_defaults_and_own_messages() {
         ],
         json!({}),
     );
+    // Each subscriber ends at Other's last message, the end marker, so no
+    // wait is cut short by a timeout on a busy machine.
     // Wildcard filter: by default only others' messages.
-    let wildcard = Subscriber::start(&broker, "com.example.Self", &["m/#", "2", "--timeout", "4"]);
+    let wildcard = Subscriber::start(
+        &broker,
+        "com.example.Self",
+        &["m/#", "2", "--timeout", "30"],
+    );
     // Exact filter: by default everything, own messages too.
-    let exact = Subscriber::start(&broker, "com.example.Self", &["m/x", "2", "--timeout", "4"]);
+    let exact = Subscriber::start(
+        &broker,
+        "com.example.Self",
+        &["m/x", "3", "--timeout", "30"],
+    );
     let all = Subscriber::start(
         &broker,
         "com.example.Self",
         &[
             "m/#",
-            "2",
+            "3",
             "--timeout",
-            "4",
+            "30",
             "--receive-mode",
             "RECEIVE_ALL_MESSAGES",
         ],
@@ -167,6 +176,11 @@ fn receive_mode_defaults_and_own_messages() {
         "com.example.Other",
         &["m/x", "--json", r#"{"from": "other"}"#],
     );
+    publish(
+        &broker,
+        "com.example.Other",
+        &["m/x", "--json", r#"{"from": "end"}"#],
+    );
     let froms = |v: Vec<Value>| -> Vec<String> {
         v.iter()
             .filter_map(|r| {
@@ -176,9 +190,9 @@ fn receive_mode_defaults_and_own_messages() {
             })
             .collect()
     };
-    assert_eq!(froms(wildcard.finish()), ["other"]);
-    assert_eq!(froms(exact.finish()), ["self", "other"]);
-    assert_eq!(froms(all.finish()), ["self", "other"]);
+    assert_eq!(froms(wildcard.finish()), ["other", "end"]);
+    assert_eq!(froms(exact.finish()), ["self", "other", "end"]);
+    assert_eq!(froms(all.finish()), ["self", "other", "end"]);
 }
 
 #[test]
@@ -205,7 +219,7 @@ fn denied_operations_answer_unauthorized_and_deliver_nothing() {
     let watcher = Subscriber::start(
         &broker,
         "com.example.Watcher",
-        &["#", "1", "--timeout", "3"],
+        &["#", "1", "--timeout", "30"],
     );
     let results = ops(
         &broker,
@@ -285,18 +299,15 @@ fn unknown_missing_and_borrowed_tokens() {
         ],
         json!({}),
     );
-    let started = Instant::now();
     let out = python_command(&broker, "com.example.A", "ipc_scenarios.py", &["connect"])
         .env("SVCUID", "NOTATOKEN")
         .output()
         .unwrap();
     let r = &json_lines(&out)[0];
     assert_eq!(r["connected"], false, "{r}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "refusal took {:?}",
-        started.elapsed()
-    );
+    // The refusal is answered, not left to the SDK's connect timeout.
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert!(seconds < 5.0, "refusal took {seconds} s");
     // B's token: accepted, but acting as B, which has no policy.
     let r = ops(
         &broker,

@@ -228,6 +228,19 @@ pub(crate) fn alive(pid: u64) -> bool {
     })
 }
 
+/// Those of `pids` still alive after up to `within`: a process sent
+/// SIGKILL is gone only once the kernel has torn it down, a moment later.
+pub(crate) fn alive_after(pids: &[u64], within: Duration) -> Vec<u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: Vec<u64> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The repository's virtualenv `bin` folder first on `PATH`, for functions
 /// that use the Python SDK (scripts/setup installs it).
 pub(crate) fn venv_path() -> String {
