@@ -177,9 +177,10 @@ fn restart_or_stop(session: &Session, payload: &Bytes, restart: bool) -> Result<
     tracing::info!(component = %name, by = %session.component, restart, "component {}", if restart { "restart requested" } else { "stop requested" });
     // The answer is "request accepted", as the CLI's: the work happens after.
     tokio::spawn(async move {
-        supervisor.stop(&name).await;
         if restart {
-            supervisor.start(&name);
+            supervisor.restart(&name).await;
+        } else {
+            supervisor.stop(&name).await;
         }
     });
     Ok(if restart {

@@ -478,6 +478,13 @@ struct Supervised {
 pub struct Supervisor {
     ctx: LaunchContext,
     running: Mutex<BTreeMap<String, Supervised>>,
+    /// Held through every change of what runs (a stop, a restart, a
+    /// reload, the shutdown), so each sees the end of the one before: a stop
+    /// that arrives during a restart stops the restarted process instead of
+    /// finding nothing and letting the restart start it after.
+    changes: tokio::sync::Mutex<()>,
+    /// Set by [`stop_all`](Self::stop_all): nothing starts after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Supervisor {
@@ -486,6 +493,8 @@ impl Supervisor {
         Self {
             ctx,
             running: Mutex::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -510,7 +519,10 @@ impl Supervisor {
     }
 
     /// Starts `name`'s lifecycle.
-    pub fn start(self: &Arc<Self>, name: &str) {
+    fn start(self: &Arc<Self>, name: &str) {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let Some(component) = self.ctx.broker.deployment().components.get(name).cloned() else {
             return;
         };
@@ -534,6 +546,18 @@ impl Supervisor {
     /// Stops `name` (SIGTERM, then SIGKILL after the grace; then its
     /// `shutdown` step) and waits until it has stopped.
     pub async fn stop(&self, name: &str) {
+        let _change = self.changes.lock().await;
+        self.stop_one(name).await;
+    }
+
+    /// Stops `name` as [`stop`](Self::stop) does, then starts it again.
+    pub async fn restart(self: &Arc<Self>, name: &str) {
+        let _change = self.changes.lock().await;
+        self.stop_one(name).await;
+        self.start(name);
+    }
+
+    async fn stop_one(&self, name: &str) {
         let supervised = self.lock().remove(name);
         if let Some(s) = supervised {
             let _ = s.stop.send(true);
@@ -544,8 +568,9 @@ impl Supervisor {
     /// Applies a reload: removed components stop, changed ones restart,
     /// added ones start.
     pub async fn apply(self: &Arc<Self>, plan: &crate::ReloadPlan) {
+        let _change = self.changes.lock().await;
         for name in plan.removed.iter().chain(&plan.changed) {
-            self.stop(name).await;
+            self.stop_one(name).await;
         }
         for name in &plan.removed {
             self.ctx.states.remove(name);
@@ -555,8 +580,11 @@ impl Supervisor {
         }
     }
 
-    /// Stops every component, in parallel.
+    /// Stops every component, in parallel; none starts after.
     pub async fn stop_all(&self) {
+        let _change = self.changes.lock().await;
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         let all: Vec<Supervised> = std::mem::take(&mut *self.lock()).into_values().collect();
         for s in &all {
             let _ = s.stop.send(true);

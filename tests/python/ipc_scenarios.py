@@ -4,7 +4,7 @@ Each invocation is one component: the socket path and token come from the
 environment, as the nucleus gives them. Results are printed as JSON lines for
 the Rust tests to check.
 
-    subscribe FILTER COUNT [--receive-mode M] [--timeout S] [--summary] [--v1]
+    subscribe FILTER COUNT [--receive-mode M] [--timeout S] [--summary] [--progress N] [--v1]
     publish TOPIC (--json TEXT | --binary-b64 B64) [--count N] [--seq-size BYTES]
     ops JSON_LIST_OF_OPERATIONS
     connect
@@ -59,6 +59,8 @@ def subscribe(args):
             state["last_seq"] = seq
         if not args.summary:
             received.append(record)
+        if args.progress and state["count"] % args.progress == 0:
+            emit({"progress": state["count"]})
         if state["count"] >= args.count:
             done.set()
 
@@ -252,6 +254,7 @@ def main():
     p.add_argument("--receive-mode")
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--progress", type=int, default=0)
     p = sub.add_parser("publish")
     p.add_argument("topic")
     p.add_argument("--json")

@@ -376,7 +376,9 @@ impl BrokerProcess {
     /// Waits until `component`'s log holds `needle` at least `times` times.
     /// A RUNNING state only says the process was spawned: a test that
     /// restarts it waits for its first output, or the restart may kill the
-    /// first process before it printed anything.
+    /// first process before it printed anything. The `shell-runner-start`
+    /// line quotes the command, so a needle for output starts with
+    /// `stdout. `.
     pub fn wait_component_log(&self, component: &str, needle: &str, times: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.component_log_count(component, needle) < times {

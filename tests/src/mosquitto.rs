@@ -47,11 +47,31 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
 }
 
+/// A free TCP port of 127.0.0.1, taken below the kernel's ephemeral range:
+/// a port from that range can become the local port of any outgoing
+/// connection of a parallel test (a bridge reconnecting, a client) between
+/// this check and mosquitto's bind, or while a test has mosquitto stopped.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::hash::BuildHasher as _;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low < 12_000 {
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+    }
+    let range = ephemeral_low - 10_000..ephemeral_low;
+    loop {
+        // RandomState is seeded per process: parallel tests draw apart.
+        let draw = std::hash::RandomState::new().hash_one(Instant::now());
+        let port = (range.start + (draw % u64::from(range.end - range.start)) as u32) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Whether the mosquitto binaries are installed.
@@ -436,5 +456,30 @@ impl Drop for Subscriber {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_free_and_below_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+        for p in &ports {
+            assert!(*p < low || low < 12_000, "{p} is in the ephemeral range");
+            assert!(std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        }
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 10, "draws repeat: {ports:?}");
     }
 }

@@ -363,7 +363,7 @@ fn component_commands_print_like_greengrass_cli_and_report_errors() {
         }
     };
     wait_for("RUNNING");
-    broker.wait_component_log("com.example.Worker", "run-started", 1);
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 1);
 
     let (code, stdout, stderr) = run(&["component", "list"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -382,7 +382,7 @@ fn component_commands_print_like_greengrass_cli_and_report_errors() {
         assert_eq!((code, stdout.as_str()), (Some(0), ""), "{action}: {stderr}");
         if action == "restart" {
             // The answer means "accepted": wait for the new process.
-            broker.wait_component_log("com.example.Worker", "run-started", 2);
+            broker.wait_component_log("com.example.Worker", "stdout. run-started", 2);
         }
     }
     wait_for("FINISHED");

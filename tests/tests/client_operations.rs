@@ -136,7 +136,7 @@ fn iot_core_unconfigured<T: Debug>(operation: Operation, action: &str, result: R
 /// times (it echoes `run-started`).
 async fn wait_started(broker: &BrokerProcess, component: &str, times: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while broker.component_log_count(component, "run-started") < times {
+    while broker.component_log_count(component, "stdout. run-started") < times {
         assert!(
             Instant::now() < deadline,
             "{component} not started {times} times"

@@ -149,6 +149,48 @@ fn operators_list_inspect_restart_and_stop_components() {
     }
 }
 
+/// A stop that arrives while a restart is still stopping the old process
+/// waits for the restart and then stops the new one; it is not lost.
+#[test]
+fn a_stop_during_a_restart_stops_the_restarted_component() {
+    // SIGTERM takes a second to handle, so the restart is still stopping
+    // the old process when the stop comes.
+    let slow_to_stop = ComponentSpec::new("com.example.Worker", json!({})).with_recipe(json!({
+        "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {
+            "run": "trap 'sleep 1; exit 0' TERM; echo run-started; sleep 300 & wait"
+        }}]
+    }));
+    let broker = BrokerProcess::start(&[operator(), slow_to_stop], json!({}));
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 1);
+    let worker = json!({"componentName": "com.example.Worker"});
+    let (_, body) = call(&mut op, "RestartComponent", worker.clone());
+    assert_eq!(body["restartStatus"], "SUCCEEDED");
+    let (_, body) = call(&mut op, "StopComponent", worker);
+    assert_eq!(body["stopStatus"], "SUCCEEDED");
+    // The restart happened (the new process may be stopped before it
+    // prints anything), and then the stop. Between the two runs the state
+    // is FINISHED for a moment too, so both are waited for together.
+    let runs = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("com.example.Worker") && l.contains("to=RUNNING"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while runs(broker.log_text()) < 2 || state_of(&mut op, "com.example.Worker") != "FINISHED" {
+        assert!(
+            Instant::now() < deadline,
+            "not restarted and then stopped:\n{}",
+            broker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And nothing starts it after.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state_of(&mut op, "com.example.Worker"), "FINISHED");
+    assert_eq!(runs(broker.log_text()), 2);
+}
+
 #[test]
 fn the_python_sdk_decodes_the_lifecycle_answers() {
     let broker = BrokerProcess::start(&[operator(), worker(), starter()], json!({}));
