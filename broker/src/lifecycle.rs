@@ -175,14 +175,9 @@ fn restart_or_stop(session: &Session, payload: &Bytes, restart: bool) -> Result<
         return Err(IpcError::service("the broker is stopping"));
     };
     tracing::info!(component = %name, by = %session.component, restart, "component {}", if restart { "restart requested" } else { "stop requested" });
-    // The answer is "request accepted", as the CLI's: the work happens after.
-    tokio::spawn(async move {
-        if restart {
-            supervisor.restart(&name).await;
-        } else {
-            supervisor.stop(&name).await;
-        }
-    });
+    // The answer is "request accepted", as the CLI's: the work happens after,
+    // in the order of the requests.
+    supervisor.request(&name, restart);
     Ok(if restart {
         RestartComponentResponse {
             restart_status: RequestStatus::Succeeded,

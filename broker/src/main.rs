@@ -242,7 +242,7 @@ async fn roll_out(
             .before_update(&id, policies.timeout)
             .await;
     }
-    let plan = match broker.reload(deployment) {
+    let plan = match supervisor.reload(|| broker.reload(deployment)).await {
         Ok(plan) => plan,
         Err(e) => {
             tracing::error!(deployment = %id, error = %e, "SIGHUP: deployment not reloaded");
@@ -256,7 +256,6 @@ async fn roll_out(
         changed = ?plan.changed,
         "SIGHUP: deployment reloaded"
     );
-    supervisor.apply(&plan).await;
     if policies.rollback {
         use ggipc_broker::states::LifecycleState::{Broken, Errored};
         // A run step counts as RUNNING as soon as it is launched, so health
@@ -271,11 +270,8 @@ async fn roll_out(
             .await;
         if !failed.is_empty() {
             tracing::warn!(deployment = %id, failed = ?failed, "deployment failed; rolling back");
-            match broker.reload(previous) {
-                Ok(back) => {
-                    supervisor.apply(&back).await;
-                    tracing::info!(deployment = %id, "deployment rolled back");
-                }
+            match supervisor.reload(|| broker.reload(previous)).await {
+                Ok(_) => tracing::info!(deployment = %id, "deployment rolled back"),
                 Err(e) => tracing::error!(deployment = %id, error = %e, "rollback failed"),
             }
         }

@@ -323,9 +323,10 @@ struct Running {
     output: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// How long the end of a step waits for the rest of its output once its
-/// process group is gone. The pipes close when the last writer exits; only a
-/// process that left the group (setsid) can hold them open longer.
+/// How long the end of a step waits for the rest of its output. The pipes
+/// close when the last writer exits: at once when the step's group was
+/// killed, unless a process left the group (setsid); later when the step
+/// left children running on purpose (a shutdown step's), which this bounds.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 impl Running {
@@ -354,6 +355,27 @@ impl Running {
         self.drain_output().await;
     }
 
+    /// Stops what a finished step left running in its group: SIGTERM, then
+    /// SIGKILL to whatever is still there after `grace`. The step's own
+    /// process is gone, so the group is watched rather than the child.
+    async fn stop_group(&mut self, grace: Duration) {
+        // The step's process (the group's leader, its id the group's) was
+        // reaped. The kernel keeps a group's id from reuse while the group
+        // has members; once the daemon has gone, a process with that id
+        // leads someone else's group and must not be signalled.
+        if let Some(pgid) = self.pgid.take()
+            && !Path::new(&format!("/proc/{pgid}")).exists()
+        {
+            signal_group(pgid, rustix::process::Signal::TERM);
+            let deadline = tokio::time::Instant::now() + grace;
+            while group_has_live_members(pgid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            signal_group(pgid, rustix::process::Signal::KILL);
+        }
+        self.drain_output().await;
+    }
+
     /// Waits until what the step printed is in its log, so that its lines
     /// come before the step's end and the state that follows it (a reader of
     /// the log who sees FINISHED or BROKEN sees the output that led there).
@@ -372,6 +394,35 @@ impl Drop for Running {
     }
 }
 
+/// Whether a process of group `pgid` is still running. Zombies do not count:
+/// a daemon's parent has usually exited, and whoever adopted it (PID 1 in a
+/// container, often) may reap it late or never.
+fn group_has_live_members(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return false;
+        }
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and ')'.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
+}
+
 fn signal_group(pgid: i32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
         let _ = rustix::process::kill_process_group(pid, signal);
@@ -379,14 +430,15 @@ fn signal_group(pgid: i32, signal: rustix::process::Signal) {
 }
 
 /// Starts `script` for `component` in its own process group, its output
-/// going line by line to `log`.
+/// going line by line to `log`. `on_spawn` is the state to enter once the
+/// process exists, before its first line can be logged.
 fn spawn_script(
     ctx: &LaunchContext,
     component: &Component,
     lifecycle: &Lifecycle,
-    step_name: &str,
-    step: &Step,
+    (step_name, step): (&str, &Step),
     states: &Arc<ComponentStates>,
+    on_spawn: Option<LifecycleState>,
 ) -> Result<Running, String> {
     let work = ctx
         .work_dir(&component.name)
@@ -425,6 +477,9 @@ fn spawn_script(
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start {step_name}: {e}"))?;
+    if let Some(state) = on_spawn {
+        states.set(&component.name, state);
+    }
     let log = ctx.log(&component.name);
     let script_name = format!("services.{}.lifecycle.{step_name}", component.name);
     let [out, err] = [("stdout", "INFO"), ("stderr", "WARN")].map(|(stream, level)| {
@@ -485,6 +540,10 @@ pub struct Supervisor {
     changes: tokio::sync::Mutex<()>,
     /// Set by [`stop_all`](Self::stop_all): nothing starts after it.
     closed: std::sync::atomic::AtomicBool,
+    /// Stop and restart requests over IPC, in the order they were made, and
+    /// whether a task is carrying them out. Each request's own task could
+    /// reach `changes` out of order.
+    requests: Mutex<(std::collections::VecDeque<(String, bool)>, bool)>,
 }
 
 impl Supervisor {
@@ -495,6 +554,7 @@ impl Supervisor {
             running: Mutex::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            requests: Mutex::default(),
         }
     }
 
@@ -557,6 +617,36 @@ impl Supervisor {
         self.start(name);
     }
 
+    /// Queues a restart (or a stop) of `name` and returns at once; queued
+    /// requests are carried out one after the other in the order made.
+    pub fn request(self: &Arc<Self>, name: &str, restart: bool) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.0.push_back((name.to_owned(), restart));
+        if !requests.1 {
+            requests.1 = true;
+            let this = self.clone();
+            tokio::spawn(async move { this.carry_out_requests().await });
+        }
+    }
+
+    async fn carry_out_requests(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                let next = requests.0.pop_front();
+                if next.is_none() {
+                    requests.1 = false;
+                }
+                next
+            };
+            match next {
+                Some((name, true)) => self.restart(&name).await,
+                Some((name, false)) => self.stop(&name).await,
+                None => return,
+            }
+        }
+    }
+
     async fn stop_one(&self, name: &str) {
         let supervised = self.lock().remove(name);
         if let Some(s) = supervised {
@@ -565,10 +655,21 @@ impl Supervisor {
         }
     }
 
-    /// Applies a reload: removed components stop, changed ones restart,
-    /// added ones start.
-    pub async fn apply(self: &Arc<Self>, plan: &crate::ReloadPlan) {
+    /// Makes a reload (`reload` swaps the deployment and says what
+    /// changed) and applies it: removed components stop, changed ones
+    /// restart, added ones start. Both under `changes`, so a restart under
+    /// way finishes on the old deployment and is not repeated.
+    pub async fn reload<E>(
+        self: &Arc<Self>,
+        reload: impl FnOnce() -> Result<crate::ReloadPlan, E>,
+    ) -> Result<crate::ReloadPlan, E> {
         let _change = self.changes.lock().await;
+        let plan = reload()?;
+        self.apply(&plan).await;
+        Ok(plan)
+    }
+
+    async fn apply(self: &Arc<Self>, plan: &crate::ReloadPlan) {
         for name in plan.removed.iter().chain(&plan.changed) {
             self.stop_one(name).await;
         }
@@ -582,9 +683,10 @@ impl Supervisor {
 
     /// Stops every component, in parallel; none starts after.
     pub async fn stop_all(&self) {
-        let _change = self.changes.lock().await;
+        // Before waiting for a change under way: it starts nothing more.
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
+        let _change = self.changes.lock().await;
         let all: Vec<Supervised> = std::mem::take(&mut *self.lock()).into_values().collect();
         for s in &all {
             let _ = s.stop.send(true);
@@ -643,8 +745,14 @@ impl Supervisor {
         let stopping = *stop.borrow();
         if let Some(shutdown) = &lifecycle.shutdown
             && stopping
-            && let Ok(mut running) =
-                spawn_script(ctx, &component, &lifecycle, "shutdown", shutdown, states)
+            && let Ok(mut running) = spawn_script(
+                ctx,
+                &component,
+                &lifecycle,
+                ("shutdown", shutdown),
+                states,
+                None,
+            )
         {
             let limit = shutdown.timeout.unwrap_or(SHUTDOWN_TIMEOUT);
             if tokio::time::timeout(limit, running.child.wait())
@@ -671,38 +779,50 @@ impl Supervisor {
         let states = &ctx.states;
         let name = &component.name;
         if let Some(install) = &lifecycle.install {
+            let step = ("install", install);
             match self
-                .run_to_end(
-                    component,
-                    lifecycle,
-                    "install",
-                    install,
-                    INSTALL_TIMEOUT,
-                    stop,
-                )
+                .run_to_end((component, lifecycle), step, INSTALL_TIMEOUT, false, stop)
                 .await
             {
-                Attempt::Finished => states.set(name, LifecycleState::Installed),
-                other => return other,
+                (Attempt::Finished, _) => states.set(name, LifecycleState::Installed),
+                (other, _) => return other,
             }
         }
         states.set(name, LifecycleState::Starting);
+        // What `startup` starts in the background (the reason to have the
+        // step: a daemon) is the component until it stops.
+        let mut background = None;
         if let Some(startup) = &lifecycle.startup {
+            let step = ("startup", startup);
             match self
-                .run_to_end(
-                    component,
-                    lifecycle,
-                    "startup",
-                    startup,
-                    STARTUP_TIMEOUT,
-                    stop,
-                )
+                .run_to_end((component, lifecycle), step, STARTUP_TIMEOUT, true, stop)
                 .await
             {
-                Attempt::Finished => states.set(name, LifecycleState::Running),
-                other => return other,
+                (Attempt::Finished, kept) => {
+                    background = kept;
+                    states.set(name, LifecycleState::Running);
+                }
+                (other, _) => return other,
             }
         }
+        let attempt = self.run_step(component, lifecycle, stop).await;
+        if let Some(mut background) = background {
+            background.stop_group(STOP_GRACE).await;
+        }
+        attempt
+    }
+
+    /// The `run` step, or for a component with only `startup`, the wait
+    /// until it is stopped.
+    async fn run_step(
+        &self,
+        component: &Component,
+        lifecycle: &Lifecycle,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Attempt {
+        let ctx = &self.ctx;
+        let states = &ctx.states;
+        let name = &component.name;
         let Some(run) = &lifecycle.run else {
             if lifecycle.startup.is_some() {
                 // A startup-only component keeps running in the background
@@ -713,10 +833,17 @@ impl Supervisor {
             }
             return Attempt::Finished;
         };
-        // RUNNING before the launch: the first line the script prints is
-        // logged with the state it runs in.
-        states.set(name, LifecycleState::Running);
-        let mut running = match spawn_script(ctx, component, lifecycle, "run", run, states) {
+        // RUNNING as soon as the process exists and before its output is
+        // read: its first line is logged with the state it runs in.
+        let running = spawn_script(
+            ctx,
+            component,
+            lifecycle,
+            ("run", run),
+            states,
+            Some(LifecycleState::Running),
+        );
+        let mut running = match running {
             Ok(r) => r,
             Err(e) => return Attempt::Failed(e),
         };
@@ -756,33 +883,34 @@ impl Supervisor {
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Runs a step until its script exits. With `keep`, a step that
+    /// succeeds leaves what it started in its group running, and the group
+    /// is returned; otherwise the group goes with the script.
     async fn run_to_end(
         &self,
-        component: &Component,
-        lifecycle: &Lifecycle,
-        step_name: &str,
-        step: &Step,
+        (component, lifecycle): (&Component, &Lifecycle),
+        (step_name, step): (&str, &Step),
         default_timeout: Duration,
+        keep: bool,
         stop: &mut watch::Receiver<bool>,
-    ) -> Attempt {
+    ) -> (Attempt, Option<Running>) {
         let mut running = match spawn_script(
             &self.ctx,
             component,
             lifecycle,
-            step_name,
-            step,
+            (step_name, step),
             &self.ctx.states,
+            None,
         ) {
             Ok(r) => r,
-            Err(e) => return Attempt::Failed(e),
+            Err(e) => return (Attempt::Failed(e), None),
         };
         let limit = step.timeout.unwrap_or(default_timeout);
         let result = tokio::select! {
             r = tokio::time::timeout(limit, running.child.wait()) => r,
             () = stopped(stop) => {
                 running.stop(STOP_GRACE).await;
-                return Attempt::Stopped;
+                return (Attempt::Stopped, None);
             }
         };
         let outcome = match result {
@@ -791,8 +919,12 @@ impl Supervisor {
             Ok(Err(e)) => Attempt::Failed(format!("waiting for {step_name}: {e}")),
             Err(_) => Attempt::Failed(format!("{step_name} timed out after {limit:?}")),
         };
+        if keep && matches!(outcome, Attempt::Finished) {
+            // Its output keeps going to the log while it runs.
+            return (outcome, Some(running));
+        }
         running.stop(Duration::ZERO).await;
-        outcome
+        (outcome, None)
     }
 }
 

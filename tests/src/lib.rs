@@ -365,26 +365,34 @@ impl BrokerProcess {
         }
     }
 
-    /// How many times `needle` occurs in `component`'s log so far.
-    pub fn component_log_count(&self, component: &str, needle: &str) -> usize {
+    /// `<root>/logs/<component>.log` so far.
+    pub fn component_log(&self, component: &str) -> String {
         std::fs::read_to_string(self.root.join("logs").join(format!("{component}.log")))
             .unwrap_or_default()
-            .matches(needle)
-            .count()
     }
 
-    /// Waits until `component`'s log holds `needle` at least `times` times.
-    /// A RUNNING state only says the process was spawned: a test that
-    /// restarts it waits for its first output, or the restart may kill the
-    /// first process before it printed anything. The `shell-runner-start`
-    /// line quotes the command, so a needle for output starts with
-    /// `stdout. `.
-    pub fn wait_component_log(&self, component: &str, needle: &str, times: usize) {
+    /// How many times `needle` occurs in `component`'s log so far.
+    pub fn component_log_count(&self, component: &str, needle: &str) -> usize {
+        self.component_log(component).matches(needle).count()
+    }
+
+    /// Waits until `component`'s log holds `needle` at least `times` times,
+    /// and returns the log. A RUNNING state only says the process was
+    /// spawned: a test that restarts it waits for its first output, or the
+    /// restart may kill the first process before it printed anything. The
+    /// `shell-runner-start` line quotes the command, so a needle for output
+    /// starts with `stdout. `.
+    pub fn wait_component_log(&self, component: &str, needle: &str, times: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.component_log_count(component, needle) < times {
+        loop {
+            let log = self.component_log(component);
+            if log.matches(needle).count() >= times {
+                return log;
+            }
             assert!(
                 Instant::now() < deadline,
-                "{component} did not print {needle:?} {times} times"
+                "{component} log never had {times}× {needle:?}:\n{log}\nbroker log:\n{}",
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

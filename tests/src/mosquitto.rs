@@ -65,7 +65,8 @@ fn free_port() -> u16 {
     }
     let range = ephemeral_low - 10_000..ephemeral_low;
     loop {
-        // RandomState is seeded per process: parallel tests draw apart.
+        // Each RandomState has fresh keys (random per thread, then stepped):
+        // parallel tests and repeated calls draw apart.
         let draw = std::hash::RandomState::new().hash_one(Instant::now());
         let port = (range.start + (draw % u64::from(range.end - range.start)) as u32) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {

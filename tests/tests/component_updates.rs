@@ -94,6 +94,9 @@ fn a_failed_deployment_with_rollback_restores_the_previous_components() {
     );
     let good = runs("com.example.App", "echo good; sleep 300");
     let mut broker = BrokerProcess::start(&[operator.clone(), good.clone()], json!({}));
+    // The first run prints before the reload stops it, so the count of
+    // "good" below is two only if the previous version comes back.
+    broker.wait_component_log("com.example.App", "stdout. good", 1);
     broker.redeploy_with(
         &[
             operator,
@@ -123,4 +126,10 @@ fn a_failed_deployment_with_rollback_restores_the_previous_components() {
     // The previous version runs again: "rolled back" is logged once it is
     // started, and its output follows.
     broker.wait_component_log("com.example.App", "stdout. good", 2);
+    // Back once, not twice.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        broker.component_log_count("com.example.App", "stdout. good"),
+        2
+    );
 }

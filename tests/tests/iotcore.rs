@@ -565,8 +565,8 @@ async fn mappings_cross_once_and_never_loop() {
         mapping,
     );
     m.wait_subscriptions(CLIENT, &["cmd/#"], WAIT);
-    // Ends at the marker the test sends last; a message that looped would
-    // take a place before it.
+    // Ends at the marker the test sends last (1.5 s after the last local
+    // check); a message that looped within that time takes a place before it.
     let observer = m.subscriber_with(&["#"], 4, Duration::from_secs(60), &["-F", "%t %r %p"]);
     let a = client(&broker, "com.example.A").await;
     let b = client(&broker, "com.example.B").await;

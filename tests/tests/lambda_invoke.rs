@@ -87,7 +87,7 @@ fn a_local_publish_reaches_the_handler_with_its_context_and_greengrass_log_lines
     }
     assert_ne!(records[0]["request_id"], records[1]["request_id"]);
     assert_eq!(records[0]["pid"], records[1]["pid"], "one pinned worker");
-    let log = component_log(&broker, "com.example.lambda");
+    let log = broker.component_log("com.example.lambda");
     // `print('Event : ', s)` is three writes, hence three lines.
     let tail = "{serviceInstance=0, serviceName=com.example.lambda, currentState=RUNNING}";
     for text in [
@@ -202,7 +202,7 @@ fn a_json_function_given_non_json_logs_the_topic_and_lives_on() {
         records.iter().all(|r| r["pid"] == records[0]["pid"]),
         "the worker lived on: {records:?}"
     );
-    let log = component_log(&broker, "com.example.Json");
+    let log = broker.component_log("com.example.Json");
     for topic in ["json/b", "json/c"] {
         let line = log
             .lines()
@@ -232,12 +232,10 @@ fn a_handler_exception_is_logged_with_its_traceback_and_the_next_event_is_handle
         1,
         Duration::from_secs(20),
     );
-    let log = wait_log(
-        &broker,
+    let log = broker.wait_component_log(
         "com.example.Raises",
         "the handler raised ValueError: boom 7",
         1,
-        Duration::from_secs(5),
     );
     let error_lines: Vec<&str> = log
         .lines()
@@ -355,13 +353,7 @@ fn get_configuration_shows_the_device_form_with_the_deployment_merge() {
     assert_eq!(config["pinned"], true);
     // The IoT Core source is said not to be served, and the merged timeout
     // is the one in force.
-    let log = wait_log(
-        &broker,
-        "com.example.Config",
-        "lambda-launch",
-        1,
-        Duration::from_secs(10),
-    );
+    let log = broker.wait_component_log("com.example.Config", "lambda-launch", 1);
     assert!(
         log.contains("IOT_CORE event source cloud/# is not served"),
         "{log}"

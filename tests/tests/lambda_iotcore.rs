@@ -89,7 +89,7 @@ fn a_function_started_offline_gets_local_events_then_cloud_ones_once_online() {
         .unwrap_or_else(|| panic!("{records:?}"));
     assert_eq!(cloud_record["subject"], "cloud/a/b");
     assert!(records.iter().any(|r| r["event"]["seq"] == 20));
-    let log = component_log(&broker, "com.example.Offline");
+    let log = broker.component_log("com.example.Offline");
     assert!(!log.contains("is not served"), "{log}");
 }
 
@@ -97,13 +97,7 @@ fn a_function_started_offline_gets_local_events_then_cloud_ones_once_online() {
 fn without_an_iot_core_section_iot_core_sources_are_said_not_served() {
     let code = Code::new(&[("fn.py", RECORD)]);
     let broker = BrokerProcess::start(&[offline_function(&code), publisher()], json!({}));
-    let log = wait_log(
-        &broker,
-        "com.example.Offline",
-        "lambda-launch",
-        1,
-        Duration::from_secs(10),
-    );
+    let log = broker.wait_component_log("com.example.Offline", "lambda-launch", 1);
     let line = log
         .lines()
         .find(|l| l.contains("lambda-source"))

@@ -208,7 +208,7 @@ fn a_redeployed_lambda_publishes_from_its_new_version_and_no_event_runs_twice() 
     );
     // Events not handled were said not to be.
     let missing = (sent as usize) - seqs.len();
-    let log = component_log(&broker, "com.example.Fn");
+    let log = broker.component_log("com.example.Fn");
     let reported: usize = log
         .lines()
         .filter(|l| l.contains("lambda-queue-discarded"))

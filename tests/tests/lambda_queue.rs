@@ -78,13 +78,7 @@ fn slow_handler_queue_overflow_timeout_encodings_and_wildcard_source() {
     );
     // Ready, not only imported: the first event must go in flight at
     // once, or it would take a queue place and shift the refusals.
-    wait_log(
-        &broker,
-        "com.example.Slow",
-        "lambda-worker-ready",
-        1,
-        Duration::from_secs(20),
-    );
+    broker.wait_component_log("com.example.Slow", "lambda-worker-ready", 1);
     let mut conn = connect_publisher(&broker);
 
     // (a) 10 events in 100 ms: one in flight and five queued are handled
@@ -109,13 +103,7 @@ fn slow_handler_queue_overflow_timeout_encodings_and_wildcard_source() {
             .all(|r| r["subject"] == "jobs/a/run"),
         "the concrete topic: {records:?}"
     );
-    let log = wait_log(
-        &broker,
-        "com.example.Slow",
-        "refusedTotal=4",
-        1,
-        Duration::from_secs(5),
-    );
+    let log = broker.wait_component_log("com.example.Slow", "refusedTotal=4", 1);
     assert!(log.contains("maxQueueSize=5"), "{log}");
 
     // (b) a slow event is cut at 3 s; the worker is replaced (its module
@@ -152,7 +140,7 @@ fn slow_handler_queue_overflow_timeout_encodings_and_wildcard_source() {
         alive_after(&[inits[0] as u64], Duration::from_secs(5)).is_empty(),
         "the timed-out worker is gone"
     );
-    let log = component_log(&broker, "com.example.Slow");
+    let log = broker.component_log("com.example.Slow");
     let timeout_line = log
         .lines()
         .find(|l| l.contains("lambda-invoke-timeout"))
@@ -190,7 +178,7 @@ fn slow_handler_queue_overflow_timeout_encodings_and_wildcard_source() {
     );
     assert_eq!(seqs(&records, "start").last(), Some(&200));
     assert_eq!(seqs(&records, "init").len(), 2, "no new worker");
-    let log = component_log(&broker, "com.example.Slow");
+    let log = broker.component_log("com.example.Slow");
     assert!(
         log.contains("the payload on topic jobs/c/run is not JSON"),
         "{log}"

@@ -59,7 +59,11 @@ fn on_demand_workers_scale_to_the_maximum_and_exit_when_idle() {
         Duration::from_secs(10),
     );
     assert!(code.records().is_empty());
-    assert!(!component_log(&broker, "com.example.OnDemand").contains("lambda-worker-ready"));
+    assert!(
+        !broker
+            .component_log("com.example.OnDemand")
+            .contains("lambda-worker-ready")
+    );
     let mut conn = connect_publisher(&broker);
     // 1 s each: two workers alone would need 4.5 s for the nine, so the
     // third has time to start even on a busy machine.
@@ -105,13 +109,7 @@ fn on_demand_workers_scale_to_the_maximum_and_exit_when_idle() {
     instances.dedup();
     assert_eq!(instances, ["1", "2", "3"]);
     // Idle for 2 s: each worker exits.
-    wait_log(
-        &broker,
-        "com.example.OnDemand",
-        "lambda-worker-idle",
-        3,
-        Duration::from_secs(10),
-    );
+    broker.wait_component_log("com.example.OnDemand", "lambda-worker-idle", 3);
     let deadline = Instant::now() + Duration::from_secs(5);
     while workers.iter().any(|p| alive(*p)) {
         assert!(Instant::now() < deadline, "idle workers still running");
@@ -208,7 +206,7 @@ fn functions_that_cannot_start_are_broken_with_the_reason() {
     ];
     for (component, reason) in expectations {
         wait_state(&broker, component, "BROKEN", Duration::from_secs(30));
-        let log = component_log(&broker, component);
+        let log = broker.component_log(component);
         let broken = log
             .lines()
             .find(|l| l.contains("service-broken"))
@@ -218,14 +216,15 @@ fn functions_that_cannot_start_are_broken_with_the_reason() {
     // Worker start failures are retried: three attempts, with ERRORED in
     // between; configuration errors are not.
     let attempts = |c: &str| {
-        component_log(&broker, c)
+        broker
+            .component_log(c)
             .matches("lambda-worker-start-failed")
             .count()
     };
     assert_eq!(attempts("com.example.NoModule"), 3);
     assert_eq!(attempts("com.example.Loop"), 3);
     assert_eq!(attempts("com.example.Node"), 0);
-    let log = component_log(&broker, "com.example.NoModule");
+    let log = broker.component_log("com.example.NoModule");
     assert!(log.contains("Traceback (most recent call last):"), "{log}");
     assert!(
         broker
@@ -270,7 +269,7 @@ fn a_worker_that_dies_in_its_handler_is_replaced_and_the_next_event_handled() {
         Duration::from_secs(20),
     );
     assert_ne!(records[0]["pid"], records[1]["pid"], "a new worker");
-    let log = component_log(&broker, "com.example.Crash");
+    let log = broker.component_log("com.example.Crash");
     let died = log
         .lines()
         .find(|l| l.contains("lambda-worker-died"))
@@ -341,7 +340,7 @@ fn the_memory_limit_is_applied_and_its_method_said() {
         [1, 3],
         "the 512 MB event fails, the next is handled"
     );
-    let log = component_log(&broker, "com.example.Hog");
+    let log = broker.component_log("com.example.Hog");
     let method = log
         .lines()
         .find(|l| l.contains("lambda-memory"))
@@ -369,7 +368,7 @@ fn without_cgroups_the_limit_is_rlimit_as() {
     let records = code.records();
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[0]["pid"], records[1]["pid"], "the worker lives on");
-    let log = component_log(&broker, "com.example.Hog");
+    let log = broker.component_log("com.example.Hog");
     assert!(
         log.contains("memory limit 131072 KB applied as RLIMIT_AS (address space): cgroups are turned off by GGIPC_LAMBDA_CGROUPS"),
         "{log}"
@@ -472,7 +471,9 @@ fn events_published_while_the_worker_starts_are_all_handled_in_order() {
         publish_json(&mut conn, "local/evt", &json!({"seq": seq}));
     }
     assert!(
-        !component_log(&broker, "com.example.Offline").contains("lambda-worker-ready"),
+        !broker
+            .component_log("com.example.Offline")
+            .contains("lambda-worker-ready"),
         "the events were meant to arrive before the worker is ready"
     );
     std::fs::write(code.path().join("gate"), "").unwrap();
@@ -578,7 +579,7 @@ fn a_missing_python_version_falls_back_to_python3_and_says_so() {
         1,
         Duration::from_secs(20),
     );
-    let log = component_log(&broker, "com.example.Py399");
+    let log = broker.component_log("com.example.Py399");
     let line = log
         .lines()
         .find(|l| l.contains("lambda-runtime"))

@@ -153,11 +153,11 @@ fn operators_list_inspect_restart_and_stop_components() {
 /// waits for the restart and then stops the new one; it is not lost.
 #[test]
 fn a_stop_during_a_restart_stops_the_restarted_component() {
-    // SIGTERM takes a second to handle, so the restart is still stopping
-    // the old process when the stop comes.
+    // SIGTERM takes 3 s to handle (within the 5 s grace), so the restart is
+    // still stopping the old process when the stop comes.
     let slow_to_stop = ComponentSpec::new("com.example.Worker", json!({})).with_recipe(json!({
         "Manifests": [{"Platform": {"os": "linux"}, "Lifecycle": {
-            "run": "trap 'sleep 1; exit 0' TERM; echo run-started; sleep 300 & wait"
+            "run": "trap 'sleep 3; exit 0' TERM; echo run-started; sleep 300 & wait"
         }}]
     }));
     let broker = BrokerProcess::start(&[operator(), slow_to_stop], json!({}));

@@ -32,11 +32,6 @@ fn wait_state(broker: &BrokerProcess, component: &str, state: &str, within: Dura
     panic!("{component} never reached {state}:\n{}", broker.log_text());
 }
 
-fn component_log(broker: &BrokerProcess, component: &str) -> String {
-    std::fs::read_to_string(broker.root.join("logs").join(format!("{component}.log")))
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_component_failing_three_times_is_broken() {
     let broker = BrokerProcess::start(
@@ -52,7 +47,7 @@ fn a_component_failing_three_times_is_broken() {
         "BROKEN",
         Duration::from_secs(20),
     );
-    let log = component_log(&broker, "com.example.Fails");
+    let log = broker.component_log("com.example.Fails");
     assert_eq!(log.matches("stdout. attempt").count(), 3, "{log}");
     assert_eq!(broker.log_text().matches("to=ERRORED").count(), 2);
 }
@@ -72,7 +67,7 @@ fn run_exiting_zero_finishes_and_output_is_logged_in_greengrass_format() {
         "FINISHED",
         Duration::from_secs(10),
     );
-    let log = component_log(&broker, "com.example.Once");
+    let log = broker.component_log("com.example.Once");
     let hello = log
         .lines()
         .find(|l| l.contains("stdout. hello"))
@@ -168,8 +163,12 @@ fn a_step_past_its_timeout_fails() {
         "ERRORED",
         Duration::from_secs(10),
     );
-    assert!(component_log(&broker, "com.example.Slow").contains("install timed out"));
-    assert!(!component_log(&broker, "com.example.Slow").contains("never"));
+    assert!(
+        broker
+            .component_log("com.example.Slow")
+            .contains("install timed out")
+    );
+    assert!(!broker.component_log("com.example.Slow").contains("never"));
 }
 
 #[test]
@@ -192,7 +191,8 @@ fn startup_makes_running_and_runs_as_the_configured_user() {
         "RUNNING",
         Duration::from_secs(10),
     );
-    // RUNNING is set at the launch; the output comes after.
+    // A startup step's output is copied for as long as what it started
+    // runs, so it may land after RUNNING.
     broker.wait_component_log("com.example.Daemon", "stdout. 65534.", 1);
     wait_state(
         &broker,
@@ -200,7 +200,7 @@ fn startup_makes_running_and_runs_as_the_configured_user() {
         "FINISHED",
         Duration::from_secs(10),
     );
-    let log = component_log(&broker, "com.example.Privileged");
+    let log = broker.component_log("com.example.Privileged");
     assert!(log.contains("stdout. 0."), "{log}");
 }
 
@@ -255,7 +255,57 @@ fn broker_sigterm_leaves_no_component_process_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(marker_processes(&marker).is_empty(), "orphans left");
-    assert!(component_log(&broker, "com.example.Long").contains("stdout. bye"));
+    assert!(
+        broker
+            .component_log("com.example.Long")
+            .contains("stdout. bye")
+    );
+}
+
+/// What `startup` starts in the background is the component: it keeps
+/// running (its output still logged) until the component stops, and then
+/// gets SIGTERM and time to act on it.
+#[test]
+fn a_daemon_started_by_startup_runs_until_the_component_stops() {
+    let pid = std::process::id();
+    // The sleep alone, not the shells whose command lines name it.
+    let marker = format!("^sleep 296\\.{pid}");
+    let script = format!(
+        "(trap 'echo daemon-stopping; exit 0' TERM; echo daemon-up; sleep 296.{pid} & wait) &"
+    );
+    let mut broker = BrokerProcess::start(
+        &[component(
+            "com.example.Daemon",
+            json!({ "startup": script }),
+        )],
+        json!({}),
+    );
+    wait_state(
+        &broker,
+        "com.example.Daemon",
+        "RUNNING",
+        Duration::from_secs(10),
+    );
+    broker.wait_component_log("com.example.Daemon", "stdout. daemon-up", 1);
+    assert_eq!(marker_processes(&marker).len(), 1, "the daemon is gone");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(marker_processes(&marker).len(), 1, "the daemon is gone");
+    assert!(broker.terminate().success());
+    assert!(
+        broker
+            .component_log("com.example.Daemon")
+            .contains("stdout. daemon-stopping"),
+        "{}",
+        broker.component_log("com.example.Daemon")
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        marker_processes(&marker).is_empty(),
+        "the daemon outlived the broker"
+    );
 }
 
 #[test]
@@ -311,7 +361,11 @@ fn sighup_adds_removes_and_changes_components_and_live_policies() {
         "FINISHED",
         Duration::from_secs(10),
     );
-    assert!(component_log(&broker, "com.example.C").contains("stdout. started-C"));
+    assert!(
+        broker
+            .component_log("com.example.C")
+            .contains("stdout. started-C")
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -74,7 +74,7 @@ impl Code {
             assert!(
                 Instant::now() < deadline,
                 "records never matched: {records:?}\ncomponent log:\n{}\nbroker log:\n{}",
-                component_log(broker, component),
+                broker.component_log(component),
                 broker.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -167,35 +167,6 @@ pub(crate) fn publish_binary(conn: &mut RawConn, topic: &str, data: &[u8]) {
     expect_published(conn);
 }
 
-/// `<root>/logs/<component>.log` so far.
-pub(crate) fn component_log(broker: &BrokerProcess, component: &str) -> String {
-    std::fs::read_to_string(broker.root.join("logs").join(format!("{component}.log")))
-        .unwrap_or_default()
-}
-
-/// Waits until the component log has `n` lines containing `needle`.
-pub(crate) fn wait_log(
-    broker: &BrokerProcess,
-    component: &str,
-    needle: &str,
-    n: usize,
-    within: Duration,
-) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let log = component_log(broker, component);
-        if log.matches(needle).count() >= n {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{component} log never had {n}× {needle:?}:\n{log}\nbroker log:\n{}",
-            broker.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until the broker log says `component` reached `state`.
 pub(crate) fn wait_state(broker: &BrokerProcess, component: &str, state: &str, within: Duration) {
     let needle = format!("component=\"{component}\" from=");
@@ -211,7 +182,7 @@ pub(crate) fn wait_state(broker: &BrokerProcess, component: &str, state: &str, w
         assert!(
             Instant::now() < deadline,
             "{component} never reached {state}:\n{log}\ncomponent log:\n{}",
-            component_log(broker, component)
+            broker.component_log(component)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
