@@ -204,6 +204,19 @@ fn startup_makes_running_and_runs_as_the_configured_user() {
     assert!(log.contains("stdout. 0."), "{log}");
 }
 
+/// Whether every process matching `marker` has gone within `within`:
+/// processes sent SIGKILL are torn down by the kernel a moment later.
+fn gone_within(marker: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !marker_processes(marker).is_empty() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 fn marker_processes(marker: &str) -> Vec<String> {
     let out = std::process::Command::new("pgrep")
         .args(["-f", marker])
@@ -250,11 +263,7 @@ fn broker_sigterm_leaves_no_component_process_behind() {
     assert!(stopped.elapsed() < Duration::from_secs(12));
     // SIGKILLed before the broker exited; the kernel may take a moment to
     // tear them down.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(marker_processes(&marker).is_empty(), "orphans left");
+    assert!(gone_within(&marker, Duration::from_secs(5)), "orphans left");
     assert!(
         broker
             .component_log("com.example.Long")
@@ -298,12 +307,8 @@ fn a_daemon_started_by_startup_runs_until_the_component_stops() {
         "{}",
         broker.component_log("com.example.Daemon")
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        marker_processes(&marker).is_empty(),
+        gone_within(&marker, Duration::from_secs(5)),
         "the daemon outlived the broker"
     );
 }
@@ -366,12 +371,8 @@ fn sighup_adds_removes_and_changes_components_and_live_policies() {
             .component_log("com.example.C")
             .contains("stdout. started-C")
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marker_processes(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        marker_processes(&marker).is_empty(),
+        gone_within(&marker, Duration::from_secs(10)),
         "removed component still runs"
     );
     // The live connection is judged by the new policy, what it was allowed
