@@ -4,7 +4,10 @@ The socket path and token come from the environment, as the nucleus gives
 them. Results are printed as JSON lines for the Rust tests to check.
 
     publish TOPIC PAYLOAD [--qos Q] [--count N] [--retain] [--content-type T]
-        publishes N times (PAYLOAD, or PAYLOAD-<i> when N > 1)
+            [--user-property K=V]... [--expiry S] [--correlation-data D]
+            [--response-topic T] [--payload-format 0|1] [--timed]
+        publishes N times (PAYLOAD, or PAYLOAD-<i> when N > 1); --timed adds
+        the seconds the answers took
     try_publish TOPIC [--size BYTES] [--qos Q]
         one publish of BYTES bytes; prints {"ok": true} or the error
     subscribe FILTER COUNT [--qos Q] [--timeout S]
@@ -47,8 +50,15 @@ def publish(args):
     for i in range(args.count):
         payload = args.payload if args.count == 1 else f"{args.payload}-{i}"
         try:
-            c.publish_to_iot_core(topic_name=args.topic, qos=args.qos, payload=payload.encode(),
-                                  retain=args.retain, content_type=args.content_type)
+            c.publish_to_iot_core(
+                topic_name=args.topic, qos=args.qos, payload=payload.encode(),
+                retain=args.retain, content_type=args.content_type,
+                user_properties=[model.UserProperty(key=k, value=v)
+                                 for k, v in (p.split("=", 1) for p in args.user_property)] or None,
+                message_expiry_interval_seconds=args.expiry,
+                correlation_data=args.correlation_data.encode() if args.correlation_data else None,
+                response_topic=args.response_topic,
+                payload_format=args.payload_format)
         except Exception as e:  # noqa: BLE001 - every failure is a result here
             emit(error_record(e))
             c.close()
@@ -148,6 +158,11 @@ def main():
     a.add_argument("--retain", action="store_true")
     a.add_argument("--content-type", default=None)
     a.add_argument("--timed", action="store_true")
+    a.add_argument("--user-property", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--expiry", type=int, default=None)
+    a.add_argument("--correlation-data", default=None)
+    a.add_argument("--response-topic", default=None)
+    a.add_argument("--payload-format", default=None, help="0 (bytes) or 1 (UTF-8)")
     a = sub.add_parser("try_publish")
     a.add_argument("topic")
     a.add_argument("--size", type=int, default=1)

@@ -333,6 +333,84 @@ fn qos1_publishes_while_offline_arrive_in_order_after_restart() {
     assert_eq!(observer.lines(), want);
 }
 
+/// `spooler` from the deployment: a full spool refuses a QoS 1 publish with
+/// the nucleus' ServiceError and keeps what it holds; with
+/// `keepQos0WhenOffline` a QoS 0 publish made offline is kept and goes out
+/// after the QoS 1 ones once the peer is back.
+#[test]
+fn a_full_spool_refuses_and_kept_qos0_goes_out_after_reconnect() {
+    let mut m = Mosquitto::start_with(Options {
+        persistence: true,
+        // The observer's session is offline too while mosquitto is down.
+        extra: vec!["queue_qos0_messages true".to_owned()],
+        ..Options::default()
+    });
+    // Each 500-byte message on spool/a costs 500 + 7 + 64 (the entry's
+    // overhead) = 571 bytes: three fit in 2 000, a fourth does not.
+    let broker = bridge(
+        &m,
+        "mqtt5",
+        &[iot_all("com.example.A")],
+        json!({"spooler": {"maxSizeInBytes": 2000, "keepQos0WhenOffline": true}}),
+    );
+    let session = ["-c", "-i", "spool-observer"];
+    drop(m.subscriber_with(&["spool/#"], 1, Duration::from_secs(1), &session));
+    m.stop();
+    broker.wait_log("IoT Core disconnected", 1);
+
+    let try_publish = |topic: &str, size: usize, qos: &str| -> Value {
+        let out = run_python(
+            &broker,
+            "com.example.A",
+            SCRIPT,
+            &[
+                "try_publish",
+                topic,
+                "--size",
+                &size.to_string(),
+                "--qos",
+                qos,
+            ],
+        );
+        json_lines(&out).remove(0)
+    };
+    for _ in 0..3 {
+        assert_eq!(try_publish("spool/a", 500, "1"), json!({"ok": true}));
+    }
+    let full = try_publish("spool/a", 500, "1");
+    assert_eq!(full["error"], "ServiceError", "{full}");
+    assert!(
+        full["message"]
+            .as_str()
+            .unwrap()
+            .contains("Message spool is full"),
+        "{full}"
+    );
+    assert_eq!(try_publish("spool/zero", 1, "0"), json!({"ok": true}));
+
+    m.restart();
+    broker.wait_log("IoT Core connected", 2);
+    let observer = m.subscriber_with(&["spool/#"], 4, WAIT, &session);
+    let got: Vec<(String, usize)> = observer
+        .lines()
+        .iter()
+        .map(|l| {
+            let (topic, payload) = l.split_once(' ').unwrap();
+            (topic.to_owned(), payload.len())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spool/a".to_owned(), 500),
+            ("spool/a".to_owned(), 500),
+            ("spool/a".to_owned(), 500),
+            ("spool/zero".to_owned(), 1)
+        ],
+        "the three held, then the kept QoS 0 one; not the refused one"
+    );
+}
+
 /// After the peer restarts, every live subscription is subscribed again;
 /// SubscribeToIoTCoreConnectionStatus reports each change.
 #[tokio::test]
@@ -634,7 +712,15 @@ fn mqtt5_properties_cross_both_ways() {
         "-W",
         "10",
     ])
-    .args(["-i", "props-observer", "-t", "props/up", "-F", "%t|%C|%p"]);
+    // Every field PublishToIoTCore carries, retain as published.
+    .args([
+        "-i",
+        "props-observer",
+        "-t",
+        "props/up",
+        "--retain-as-published",
+    ])
+    .args(["-F", "%t|%r|%C|%P|%D|%R|%F|%E|%p"]);
     let observer = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     m.wait_subscriptions("props-observer", &["props/up"], WAIT);
     let out = json_lines(&run_python(
@@ -647,11 +733,39 @@ fn mqtt5_properties_cross_both_ways() {
             "body",
             "--content-type",
             "text/plain",
+            "--retain",
+            "--user-property",
+            "site=north",
+            "--correlation-data",
+            "req-7",
+            "--response-topic",
+            "props/reply",
+            "--payload-format",
+            "1",
+            "--expiry",
+            "3600",
         ],
     ));
     assert_eq!(out, [json!({"ok": true, "count": 1})]);
     let seen = String::from_utf8(observer.wait_with_output().unwrap().stdout).unwrap();
-    assert_eq!(seen.trim(), "props/up|text/plain|body");
+    let fields: Vec<&str> = seen.trim().split('|').collect();
+    assert_eq!(
+        fields[..7],
+        [
+            "props/up",
+            "1",
+            "text/plain",
+            "site:north",
+            "req-7",
+            "props/reply",
+            "1"
+        ],
+        "{seen}"
+    );
+    // The expiry counts down while the message waits in mosquitto.
+    let expiry: u32 = fields[7].parse().unwrap();
+    assert!((3590..=3600).contains(&expiry), "{seen}");
+    assert_eq!(fields[8], "body");
 
     let sub = PythonScenario::start_command(
         &broker,
@@ -689,6 +803,61 @@ fn mqtt5_properties_cross_both_ways() {
     let got = sub.finish();
     assert_eq!(got[0]["payload"], "hi");
     assert_eq!(got[0]["content_type"], "application/x-test");
+}
+
+/// Over MQTT 3.1.1 the MQTT 5 fields have nowhere to go: the publish still
+/// succeeds and arrives, and `retain` still holds (a later subscriber gets
+/// the message).
+#[test]
+fn a_3_1_1_link_takes_a_publish_with_mqtt5_fields_and_keeps_retain() {
+    let m = Mosquitto::start();
+    let broker = bridge(&m, "mqtt3", &[iot_all("com.example.A")], json!({}));
+    let out = json_lines(&run_python(
+        &broker,
+        "com.example.A",
+        SCRIPT,
+        &[
+            "publish",
+            "v3/up",
+            "body",
+            "--retain",
+            "--content-type",
+            "text/plain",
+            "--user-property",
+            "site=north",
+            "--expiry",
+            "3600",
+        ],
+    ));
+    assert_eq!(out, [json!({"ok": true, "count": 1})]);
+    // Subscribed only now: what arrives is the retained message.
+    let later = m.subscriber(&["v3/up"], 1, WAIT);
+    assert_eq!(later.lines(), ["v3/up body"]);
+}
+
+/// `keepAliveTimeoutMs` is the keep-alive the bridge asks for in CONNECT
+/// (mosquitto logs it as `k<seconds>`), on both protocol versions.
+#[test]
+fn the_keep_alive_setting_reaches_the_peer() {
+    // mosquitto numbers 3.1.1 as p2.
+    for (version, protocol) in [("mqtt5", "p5"), ("mqtt3", "p2")] {
+        let m = Mosquitto::start();
+        let _broker = bridge(
+            &m,
+            version,
+            &[iot_all("com.example.A")],
+            json!({"keepAliveTimeoutMs": 37000}),
+        );
+        let log = m.log_text();
+        let connect = log
+            .lines()
+            .find(|l| l.contains(&format!("as {CLIENT} ")))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            connect.contains(&format!("({protocol}, ")) && connect.contains(", k37"),
+            "{version}: {connect}"
+        );
+    }
 }
 
 /// The bridge reaches a broker on a Unix socket (`unix://`).

@@ -589,6 +589,28 @@ pub(crate) async fn tick(iot: std::sync::Weak<IotCore>) {
 mod tests {
     use super::*;
 
+    /// AWS IoT Core takes MQTT on 443 only with its ALPN name; elsewhere
+    /// none is offered.
+    #[test]
+    fn port_443_offers_the_aws_alpn_name_and_8883_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "1"])
+            .args(["-subj", "/CN=thing"])
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{out:?}");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let host = "abc123-ats.iot.eu-west-1.amazonaws.com";
+        let on_443 = tls_config(host, 443, &cert, &key, &cert).unwrap();
+        assert_eq!(on_443.alpn_protocols, [b"x-amzn-mqtt-ca".to_vec()]);
+        let on_8883 = tls_config(host, 8883, &cert, &key, &cert).unwrap();
+        assert!(on_8883.alpn_protocols.is_empty());
+    }
+
     #[test]
     fn backoff_grows_to_the_cap_and_resets_after_a_stable_connection() {
         let mut b = Backoff::new(Reconnect {
