@@ -140,17 +140,23 @@ fn list_components(session: &Session) -> Result<Bytes, IpcError> {
     .to_payload())
 }
 
+/// The CLI's answer for a component it does not know (`semantics.md` §5.5).
+fn not_found(name: &str) -> IpcError {
+    IpcError::resource_not_found(format!(
+        "Component with name {name} not found in Greengrass"
+    ))
+}
+
 fn requested_name(name: Option<String>) -> Result<String, IpcError> {
     name.filter(|n| !n.is_empty())
-        .ok_or_else(|| IpcError::invalid_arguments("componentName is required"))
+        .ok_or_else(|| IpcError::invalid_arguments("Component name cannot be empty"))
 }
 
 fn component_details(session: &Session, payload: &Bytes) -> Result<Bytes, IpcError> {
     let request: GetComponentDetailsRequest = parse(payload)?;
     let name = requested_name(request.component_name)?;
     authorize_cli(session, Operation::GetComponentDetails, &name)?;
-    let component_details = details(session, &name)
-        .ok_or_else(|| IpcError::resource_not_found(format!("Component {name} not found")))?;
+    let component_details = details(session, &name).ok_or_else(|| not_found(&name))?;
     Ok(GetComponentDetailsResponse { component_details }.to_payload())
 }
 
@@ -170,7 +176,7 @@ fn restart_or_stop(session: &Session, payload: &Bytes, restart: bool) -> Result<
         .broker
         .runtime()
         .filter(|r| r.states.get(&name).is_some())
-        .ok_or_else(|| IpcError::resource_not_found(format!("Component {name} not found")))?;
+        .ok_or_else(|| not_found(&name))?;
     let Some(supervisor) = runtime.supervisor.upgrade() else {
         return Err(IpcError::service("the broker is stopping"));
     };

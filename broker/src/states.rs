@@ -122,6 +122,17 @@ impl ComponentStates {
         }
     }
 
+    /// Waits, without end, until `component` is in `state`.
+    pub async fn until(&self, component: &str, state: LifecycleState) {
+        loop {
+            let notified = self.changed.notified();
+            if self.get(component) == Some(state) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Waits until at least one of `components` is in one of `wanted`, or
     /// `timeout` passes; returns those that are. All are watched for the
     /// whole time: a component that fails while another is waited on is not

@@ -29,7 +29,12 @@ use crate::logs::{ComponentLog, LogConfig};
 use crate::states::{ComponentStates, LifecycleState};
 
 /// Errors in a row after which a component is BROKEN.
-const ERRORS_TO_BROKEN: u32 = 3;
+const ERRORS_TO_BROKEN: usize = 3;
+/// Errors older than this no longer count towards BROKEN (the nucleus'
+/// `errorResetTime` default).
+const ERROR_RESET_TIME: Duration = Duration::from_secs(3600);
+/// Why an attempt failed when the component said so itself.
+const REPORTED_ERRORED: &str = "the component reported ERRORED";
 /// Time a process group gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Default step timeouts, as the nucleus has them.
@@ -711,7 +716,7 @@ impl Supervisor {
             return;
         }
         let log = ctx.log(&name);
-        let mut errors = 0;
+        let mut errors = ErrorWindow::default();
         loop {
             match self.one_attempt(&component, &lifecycle, &mut stop).await {
                 Attempt::Finished => {
@@ -720,7 +725,7 @@ impl Supervisor {
                 }
                 Attempt::Stopped => break,
                 Attempt::Failed(reason) => {
-                    errors += 1;
+                    let recent = errors.record(tokio::time::Instant::now());
                     log.write(
                         "ERROR",
                         "lifecycle",
@@ -728,8 +733,8 @@ impl Supervisor {
                         &reason,
                         &[("serviceName", &name)],
                     );
-                    tracing::warn!(component = %name, reason = %reason, errors, "component failed");
-                    if errors >= ERRORS_TO_BROKEN {
+                    tracing::warn!(component = %name, reason = %reason, errors = recent, "component failed");
+                    if recent >= ERRORS_TO_BROKEN {
                         states.set(&name, LifecycleState::Broken);
                         break;
                     }
@@ -826,10 +831,16 @@ impl Supervisor {
         let Some(run) = &lifecycle.run else {
             if lifecycle.startup.is_some() {
                 // A startup-only component keeps running in the background
-                // until stopped.
-                stopped(stop).await;
-                states.set(name, LifecycleState::Stopping);
-                return Attempt::Stopped;
+                // until stopped, or until it reports ERRORED.
+                tokio::select! {
+                    () = stopped(stop) => {
+                        states.set(name, LifecycleState::Stopping);
+                        return Attempt::Stopped;
+                    }
+                    () = states.until(name, LifecycleState::Errored) => {
+                        return Attempt::Failed(REPORTED_ERRORED.into());
+                    }
+                }
             }
             return Attempt::Finished;
         };
@@ -860,6 +871,12 @@ impl Supervisor {
                 states.set(name, LifecycleState::Stopping);
                 running.stop(STOP_GRACE).await;
                 return Attempt::Stopped;
+            }
+            // UpdateState ERRORED from the component: a failure like an
+            // exit, so it is restarted and counts towards BROKEN.
+            () = states.until(name, LifecycleState::Errored) => {
+                running.stop(STOP_GRACE).await;
+                return Attempt::Failed(REPORTED_ERRORED.into());
             }
         };
         let outcome = match waited {
@@ -928,6 +945,21 @@ impl Supervisor {
     }
 }
 
+/// The times of a component's recent failures.
+#[derive(Debug, Default)]
+struct ErrorWindow(std::collections::VecDeque<tokio::time::Instant>);
+
+impl ErrorWindow {
+    /// Records a failure at `now`; returns how many fell within the last
+    /// [`ERROR_RESET_TIME`], this one included.
+    fn record(&mut self, now: tokio::time::Instant) -> usize {
+        self.0
+            .retain(|at| now.duration_since(*at) < ERROR_RESET_TIME);
+        self.0.push_back(now);
+        self.0.len()
+    }
+}
+
 /// Resolves once the stop flag is set (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await.
@@ -955,6 +987,20 @@ pub fn find_python() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failures_within_the_reset_time_count_towards_broken() {
+        let start = tokio::time::Instant::now();
+        let mut window = ErrorWindow::default();
+        assert_eq!(window.record(start), 1);
+        assert_eq!(window.record(start + Duration::from_secs(1800)), 2);
+        // The first is an hour old now: it no longer counts.
+        assert_eq!(window.record(start + ERROR_RESET_TIME), 2);
+        assert_eq!(
+            window.record(start + ERROR_RESET_TIME + Duration::from_secs(1)),
+            3
+        );
+    }
 
     #[test]
     fn linux_manifest_lifecycle_is_read_with_steps_in_both_forms() {

@@ -391,7 +391,7 @@ fn component_commands_print_like_greengrass_cli_and_report_errors() {
     assert_eq!((code, stdout.as_str()), (Some(1), ""));
     assert_eq!(
         stderr,
-        "ggipc: ResourceNotFoundError: Component com.example.Missing not found\n"
+        "ggipc: ResourceNotFoundError: Component with name com.example.Missing not found in Greengrass\n"
     );
     let (code, stdout, stderr) = run(&["component", "restart", "--names", "com.example.Missing"]);
     assert_eq!((code, stdout.as_str()), (Some(1), ""));

@@ -336,7 +336,7 @@ async fn every_operation_answers_with_its_response_or_its_modeled_error() {
         })
         .await,
         "ResourceNotFoundError",
-        "Component com.example.Missing not found",
+        "Component with name com.example.Missing not found in Greengrass",
     );
     modeled(
         a.get_component_details(&GetComponentDetailsRequest {
@@ -344,7 +344,7 @@ async fn every_operation_answers_with_its_response_or_its_modeled_error() {
         })
         .await,
         "InvalidArgumentsError",
-        "componentName is required",
+        "Component name cannot be empty",
     );
     modeled(
         none.get_component_details(&GetComponentDetailsRequest {
@@ -372,7 +372,7 @@ async fn every_operation_answers_with_its_response_or_its_modeled_error() {
         })
         .await,
         "ResourceNotFoundError",
-        "Component com.example.Missing not found",
+        "Component with name com.example.Missing not found in Greengrass",
     );
     modeled(
         none.restart_component(&RestartComponentRequest {

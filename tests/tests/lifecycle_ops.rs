@@ -99,9 +99,13 @@ fn operators_list_inspect_restart_and_stop_components() {
         json!({"componentName": "nope"}),
     );
     assert_eq!(shape, "aws.greengrass#ResourceNotFoundError");
-    assert!(body["message"].as_str().unwrap().contains("nope"));
-    let (shape, _) = call(&mut op, "GetComponentDetails", json!({"componentName": ""}));
+    assert_eq!(
+        body["message"],
+        "Component with name nope not found in Greengrass"
+    );
+    let (shape, body) = call(&mut op, "GetComponentDetails", json!({"componentName": ""}));
     assert_eq!(shape, "aws.greengrass#InvalidArgumentsError");
+    assert_eq!(body["message"], "Component name cannot be empty");
 
     let (shape, body) = call(
         &mut op,
@@ -118,8 +122,12 @@ fn operators_list_inspect_restart_and_stop_components() {
     );
     assert_eq!(body["stopStatus"], "SUCCEEDED");
     wait_state(&mut op, "com.example.Worker", "FINISHED");
-    let (shape, _) = call(&mut op, "StopComponent", json!({"componentName": "nope"}));
+    let (shape, body) = call(&mut op, "StopComponent", json!({"componentName": "nope"}));
     assert_eq!(shape, "aws.greengrass#ResourceNotFoundError");
+    assert_eq!(
+        body["message"],
+        "Component with name nope not found in Greengrass"
+    );
 
     // Without a policy: UnauthorizedError naming the operation.
     let mut none = RawConn::connect(&broker.socket, broker.token("com.example.NoRights"));
@@ -147,6 +155,45 @@ fn operators_list_inspect_restart_and_stop_components() {
                 .contains(&format!("aws.greengrass.Cli:aws.greengrass#{op_name}"))
         );
     }
+}
+
+/// UpdateState ERRORED from a running component is a failure like an exit
+/// (`semantics.md` §5.1): the component is restarted, and the third report
+/// within the hour makes it BROKEN. The first one goes through the Python
+/// SDK, the others as raw frames.
+#[test]
+fn a_component_reporting_errored_is_restarted_and_broken_on_the_third() {
+    let worker = worker();
+    let broker = BrokerProcess::start(&[operator(), worker], json!({}));
+    let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 1);
+    let out = run_python(
+        &broker,
+        "com.example.Worker",
+        "ipc_scenarios.py",
+        &[
+            "ops",
+            &json!([{"op": "update_state", "args": {"state": "ERRORED"}}]).to_string(),
+        ],
+    );
+    assert_eq!(json_lines(&out)[0]["ok"], true, "{out:?}");
+    broker.wait_component_log("com.example.Worker", "stdout. run-started", 2);
+    assert!(
+        broker
+            .component_log("com.example.Worker")
+            .contains("the component reported ERRORED")
+    );
+    for attempt in 2..=3 {
+        // Its state is RUNNING again before the next report counts.
+        wait_state(&mut op, "com.example.Worker", "RUNNING");
+        let mut me = RawConn::connect(&broker.socket, broker.token("com.example.Worker"));
+        let (shape, _) = call(&mut me, "UpdateState", json!({"state": "ERRORED"}));
+        assert_eq!(shape, "aws.greengrass#UpdateStateResponse");
+        if attempt == 2 {
+            broker.wait_component_log("com.example.Worker", "stdout. run-started", 3);
+        }
+    }
+    wait_state(&mut op, "com.example.Worker", "BROKEN");
 }
 
 /// A stop that arrives while a restart is still stopping the old process
