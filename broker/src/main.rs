@@ -70,8 +70,9 @@ components:
 "#;
 
 /// The demo's Lambda handler.
+// One blank line, not PEP 8's two: the print is then on line 4, as in the
+// Greengrass example's log (`lambda_function.py:4,Event : .`).
 const DEMO_LAMBDA: &str = r#"import json
-
 
 def lambda_handler(event, context):
     print("Event : ", json.dumps(event))
