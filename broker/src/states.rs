@@ -101,27 +101,6 @@ impl ComponentStates {
             .collect()
     }
 
-    /// Waits until `component` is in one of `wanted` or `timeout` passes;
-    /// returns the state reached.
-    pub async fn wait_for(
-        &self,
-        component: &str,
-        wanted: &[LifecycleState],
-        timeout: std::time::Duration,
-    ) -> Option<LifecycleState> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            let state = self.get(component);
-            if state.is_some_and(|s| wanted.contains(&s)) {
-                return state;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.get(component);
-            }
-        }
-    }
-
     /// Waits, without end, until `component` is in `state`.
     pub async fn until(&self, component: &str, state: LifecycleState) {
         loop {

@@ -545,10 +545,18 @@ pub struct Supervisor {
     changes: tokio::sync::Mutex<()>,
     /// Set by [`stop_all`](Self::stop_all): nothing starts after it.
     closed: std::sync::atomic::AtomicBool,
-    /// Stop and restart requests over IPC, in the order they were made, and
-    /// whether a task is carrying them out. Each request's own task could
-    /// reach `changes` out of order.
-    requests: Mutex<(std::collections::VecDeque<(String, bool)>, bool)>,
+    /// Stop and restart requests over IPC, in the order they were made.
+    /// A task per request could reach `changes` out of order.
+    requests: Mutex<Requests>,
+}
+
+/// Queued stop and restart requests.
+#[derive(Debug, Default)]
+struct Requests {
+    /// Component name, and whether to start it again.
+    queue: std::collections::VecDeque<(String, bool)>,
+    /// A task is carrying the queue out.
+    draining: bool,
 }
 
 impl Supervisor {
@@ -610,13 +618,13 @@ impl Supervisor {
 
     /// Stops `name` (SIGTERM, then SIGKILL after the grace; then its
     /// `shutdown` step) and waits until it has stopped.
-    pub async fn stop(&self, name: &str) {
+    async fn stop(&self, name: &str) {
         let _change = self.changes.lock().await;
         self.stop_one(name).await;
     }
 
     /// Stops `name` as [`stop`](Self::stop) does, then starts it again.
-    pub async fn restart(self: &Arc<Self>, name: &str) {
+    async fn restart(self: &Arc<Self>, name: &str) {
         let _change = self.changes.lock().await;
         self.stop_one(name).await;
         self.start(name);
@@ -626,9 +634,9 @@ impl Supervisor {
     /// requests are carried out one after the other in the order made.
     pub fn request(self: &Arc<Self>, name: &str, restart: bool) {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests.0.push_back((name.to_owned(), restart));
-        if !requests.1 {
-            requests.1 = true;
+        requests.queue.push_back((name.to_owned(), restart));
+        if !requests.draining {
+            requests.draining = true;
             let this = self.clone();
             tokio::spawn(async move { this.carry_out_requests().await });
         }
@@ -638,10 +646,8 @@ impl Supervisor {
         loop {
             let next = {
                 let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-                let next = requests.0.pop_front();
-                if next.is_none() {
-                    requests.1 = false;
-                }
+                let next = requests.queue.pop_front();
+                requests.draining = next.is_some();
                 next
             };
             match next {
@@ -780,8 +786,7 @@ impl Supervisor {
         lifecycle: &Lifecycle,
         stop: &mut watch::Receiver<bool>,
     ) -> Attempt {
-        let ctx = &self.ctx;
-        let states = &ctx.states;
+        let states = &self.ctx.states;
         let name = &component.name;
         if let Some(install) = &lifecycle.install {
             let step = ("install", install);

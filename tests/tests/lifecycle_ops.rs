@@ -50,6 +50,18 @@ fn state_of(conn: &mut RawConn, name: &str) -> String {
         .to_owned()
 }
 
+/// UpdateState from `component` with the Python SDK; its result record.
+fn report_state(broker: &BrokerProcess, component: &str, state: &str) -> Value {
+    let spec = json!([{"op": "update_state", "args": {"state": state}}]);
+    let out = run_python(
+        broker,
+        component,
+        "ipc_scenarios.py",
+        &["ops", &spec.to_string()],
+    );
+    json_lines(&out).remove(0)
+}
+
 fn wait_state(conn: &mut RawConn, name: &str, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while state_of(conn, name) != state {
@@ -163,20 +175,11 @@ fn operators_list_inspect_restart_and_stop_components() {
 /// SDK, the others as raw frames.
 #[test]
 fn a_component_reporting_errored_is_restarted_and_broken_on_the_third() {
-    let worker = worker();
-    let broker = BrokerProcess::start(&[operator(), worker], json!({}));
+    let broker = BrokerProcess::start(&[operator(), worker()], json!({}));
     let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
     broker.wait_component_log("com.example.Worker", "stdout. run-started", 1);
-    let out = run_python(
-        &broker,
-        "com.example.Worker",
-        "ipc_scenarios.py",
-        &[
-            "ops",
-            &json!([{"op": "update_state", "args": {"state": "ERRORED"}}]).to_string(),
-        ],
-    );
-    assert_eq!(json_lines(&out)[0]["ok"], true, "{out:?}");
+    let report = report_state(&broker, "com.example.Worker", "ERRORED");
+    assert_eq!(report["ok"], true, "{report}");
     broker.wait_component_log("com.example.Worker", "stdout. run-started", 2);
     assert!(
         broker
@@ -287,16 +290,8 @@ fn update_state_moves_the_caller_only_along_allowed_transitions() {
     let broker = BrokerProcess::start(&[operator(), starter()], json!({}));
     let mut op = RawConn::connect(&broker.socket, broker.token("com.example.Operator"));
     wait_state(&mut op, "com.example.Starter", "STARTING");
-    let out = run_python(
-        &broker,
-        "com.example.Starter",
-        "ipc_scenarios.py",
-        &[
-            "ops",
-            &json!([{"op": "update_state", "args": {"state": "RUNNING"}}]).to_string(),
-        ],
-    );
-    assert_eq!(json_lines(&out)[0]["ok"], true);
+    let report = report_state(&broker, "com.example.Starter", "RUNNING");
+    assert_eq!(report["ok"], true, "{report}");
     assert_eq!(state_of(&mut op, "com.example.Starter"), "RUNNING");
     // The operator is FINISHED (nothing to run): RUNNING is not a transition
     // it may report, so nothing changes, and the call still succeeds.
